@@ -1,0 +1,37 @@
+"""Outcome Loop's event contracts, importable by producers.
+
+Every message is a frozen pydantic model that rejects unknown fields and carries an
+``event_id``, a tz-aware time and a ``schema_version``. JSON Schema files for producers
+in other languages live in ``schemas/json`` (``make schemas`` re-exports them).
+"""
+
+from schemas.base import Message
+from schemas.commands import (
+    ApproveVersion,
+    Command,
+    ControlCommand,
+    PauseModel,
+    RejectVersion,
+    ResumeModel,
+    RetrainModel,
+    RollbackModel,
+    command_adapter,
+)
+from schemas.events import FeedbackGiven, IngestEvent, OutcomeObserved, PredictionMade
+
+__all__ = [
+    "ApproveVersion",
+    "Command",
+    "ControlCommand",
+    "FeedbackGiven",
+    "IngestEvent",
+    "Message",
+    "OutcomeObserved",
+    "PauseModel",
+    "PredictionMade",
+    "RejectVersion",
+    "ResumeModel",
+    "RetrainModel",
+    "RollbackModel",
+    "command_adapter",
+]

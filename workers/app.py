@@ -1,0 +1,28 @@
+"""The Faust app, built from settings. Holds the app and nothing else."""
+
+from __future__ import annotations
+
+import faust
+
+from workers.settings import Settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    if settings.kafka_bootstrap is None:
+        raise ValueError("create_app needs a resolved kafka_bootstrap (see infra.ensure_infra)")
+    w = settings.worker
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
+        store="memory://",  # PostgreSQL is the source of truth; no Faust tables to recover
+        topic_partitions=settings.topics.partitions,
+        broker_session_timeout=w.session_timeout_seconds,
+        broker_heartbeat_interval=w.heartbeat_interval_seconds,
+        broker_commit_interval=w.commit_interval_seconds,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=w.web_enabled,
+        web_host=w.web_host,
+        web_port=w.web_port,
+        web_in_thread=False,
+    )

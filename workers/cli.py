@@ -1,0 +1,162 @@
+"""The `outcomeloop` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from workers.errors import OutcomeLoopError
+from workers.settings import Settings, get_settings
+from workers.synth.scenarios import SCENARIOS, ScenarioSpec
+
+
+def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.infra.embedded import ensure_infra
+    from workers.worker import run_worker
+
+    with ensure_infra(settings) as resolved:
+        run_worker(resolved)
+    return 0
+
+
+def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.infra.embedded import ensure_infra
+    from workers.worker import apply_migrations
+
+    with ensure_infra(settings) as resolved:
+        applied = asyncio.run(apply_migrations(resolved))
+    print("applied: " + ", ".join(applied) if applied else "database is up to date")
+    return 0
+
+
+def _cmd_infra(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.infra.embedded import infra_down, infra_up, read_state
+
+    if args.action == "up":
+        state = infra_up(settings)
+        print(f"Kafka (Tansu):  {state.kafka_bootstrap}")
+        print(f"PostgreSQL:     {state.database_url}")
+        print("Other outcomeloop commands find them; for other tools:")
+        print(f"  export OL_KAFKA_BOOTSTRAP={state.kafka_bootstrap}")
+        print(f"  export OL_DATABASE_URL='{state.database_url}'")
+    elif args.action == "down":
+        stopped = infra_down(settings)
+        print("stopped: " + ", ".join(stopped) if stopped else "nothing was running")
+    else:
+        running = read_state(settings)
+        if running is None:
+            print("embedded infra is not running (start it with `outcomeloop infra up`)")
+            return 1
+        print(f"Kafka (Tansu):  {running.kafka_bootstrap}  pid {running.tansu_pid}")
+        print(f"PostgreSQL:     {running.database_url}")
+    return 0
+
+
+def _spec(args: argparse.Namespace, run_id: str) -> ScenarioSpec:
+    return ScenarioSpec(
+        name=args.scenario,
+        count=args.count,
+        rate=args.rate,
+        seed=args.seed,
+        drift_at=args.drift_at,
+        malformed_share=args.malformed_share,
+        run_id=run_id,
+    )
+
+
+def _cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+
+    from rich.progress import Progress
+
+    from workers.infra.embedded import read_state
+    from workers.synth.run import run_scenario
+
+    if settings.kafka_bootstrap is None:
+        running = read_state(settings)
+        if running is None:
+            raise OutcomeLoopError(
+                "no broker: set OL_KAFKA_BOOTSTRAP or start one with `outcomeloop infra up`"
+            )
+        settings = settings.model_copy(update={"kafka_bootstrap": running.kafka_bootstrap})
+    spec = _spec(args, run_id=args.run_id or uuid.uuid4().hex[:8])
+    with Progress() as progress:
+        task = progress.add_task(f"producing {spec.name} ({spec.run_id})", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        sent = asyncio.run(run_scenario(settings, spec, on_progress))
+    print("sent: " + ", ".join(f"{n} {kind}" for kind, n in sorted(sent.items())))
+    return 0
+
+
+def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.demo import run_demo
+
+    return run_demo(settings, _spec(args, run_id="demo"), timeout=args.timeout)
+
+
+def _add_scenario_args(p: argparse.ArgumentParser, *, count: int, rate: float) -> None:
+    p.add_argument("--scenario", choices=SCENARIOS, default="ctr")
+    p.add_argument("--count", type=int, default=count, help="predictions to send")
+    p.add_argument("--rate", type=float, default=rate, help="predictions per second")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--drift-at", type=float, default=0.5, help="share of the stream before drift")
+    p.add_argument("--malformed-share", type=float, default=0.01)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="outcomeloop",
+        description="Pair predictions with late outcomes; watch quality; retrain behind gates.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("worker", help="run the worker (starts embedded infra if none configured)")
+    sub.add_parser("migrate", help="apply database migrations")
+    infra = sub.add_parser("infra", help="embedded broker and PostgreSQL in the background")
+    infra.add_argument("action", choices=("up", "down", "status"))
+    produce = sub.add_parser("produce", help="send a synthetic scenario to the topics")
+    _add_scenario_args(produce, count=2000, rate=100.0)
+    produce.add_argument("--run-id", help="prefix of prediction ids (default: random)")
+    demo = sub.add_parser("demo", help="run the whole loop on embedded infra and summarise")
+    _add_scenario_args(demo, count=4000, rate=100.0)
+    demo.add_argument("--timeout", type=float, default=150.0, help="seconds before giving up")
+    return parser
+
+
+COMMANDS = {
+    "worker": _cmd_worker,
+    "migrate": _cmd_migrate,
+    "infra": _cmd_infra,
+    "produce": _cmd_produce,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except (ValidationError, FileNotFoundError) as exc:
+        print(f"outcomeloop: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return COMMANDS[args.command](settings, args)
+    except OutcomeLoopError as exc:
+        print(f"outcomeloop: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

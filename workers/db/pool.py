@@ -1,0 +1,37 @@
+"""asyncpg pool creation, with JSON codecs so jsonb columns take and give Python objects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from workers.errors import InfraError
+from workers.settings import Settings
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+def dsn_of(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise InfraError(
+            "no database configured: set OL_DATABASE_URL or run `outcomeloop infra up`"
+        )
+    return settings.database_url.get_secret_value()
+
+
+async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(
+            dsn_of(settings), min_size=min_size, max_size=max_size, init=_init_connection
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise InfraError(f"cannot connect to PostgreSQL: {exc}") from exc
+    assert pool is not None
+    return pool

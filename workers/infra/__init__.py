@@ -1,0 +1,1 @@
+"""Embedded infrastructure: Tansu (Kafka protocol) and PostgreSQL, no Docker, no JVM."""

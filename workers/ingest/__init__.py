@@ -1,0 +1,1 @@
+"""Ingestion and the join: predictions, outcomes and feedback in; matured examples out."""

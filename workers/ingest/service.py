@@ -1,0 +1,200 @@
+"""The ingest pipeline behind the agent: sort, persist, mature, dead-letter.
+
+Kept free of Faust so it runs the same in the worker and in tests against a real
+PostgreSQL. Every step is idempotent, so a redelivered batch changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import asyncpg
+
+from schemas.base import utc_now
+from schemas.events import OutcomeObserved
+from workers import metrics
+from workers.ingest import sql
+from workers.ingest.batch import SortedBatch, dead_letter, sort_batch
+from workers.ingest.decode import RawMessage
+from workers.ingest.sql import DeadLetterRow, MatureCounts
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL refused the data itself (bad encoding, out of range...): retrying the same
+# rows cannot help, so the batch is split until the offending message is isolated.
+DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+class DeadLetterSink(Protocol):
+    async def publish(self, rows: Sequence[DeadLetterRow]) -> None: ...
+
+
+@dataclass
+class BatchResult:
+    consumed: int = 0
+    valid: int = 0
+    matured: MatureCounts = field(default_factory=MatureCounts)
+    dead: list[DeadLetterRow] = field(default_factory=list)
+
+    def merge(self, other: BatchResult) -> None:
+        self.consumed += other.consumed
+        self.valid += other.valid
+        self.matured += other.matured
+        self.dead.extend(other.dead)
+
+
+class IngestService:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        sink: DeadLetterSink,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.sink = sink
+        self.clock = clock
+
+    async def handle(self, raws: Sequence[RawMessage]) -> BatchResult:
+        """Process one batch; return only once everything in it is durable."""
+        result = await self._handle_isolating_bad_rows(list(raws))
+        if result.dead:
+            await self.sink.publish(result.dead)
+        for raw in raws:
+            metrics.EVENTS_IN.labels(raw.topic).inc()
+        for row in result.dead:
+            metrics.DEAD_LETTERS.labels(row.topic, row.error_type).inc()
+        m = result.matured
+        metrics.MATURED.labels("labeled").inc(m.labeled)
+        metrics.MATURED.labels("relabeled").inc(m.relabeled)
+        return result
+
+    async def _handle_isolating_bad_rows(self, raws: list[RawMessage]) -> BatchResult:
+        try:
+            return await self._persist(sort_batch(raws, self.settings, self.clock()), len(raws))
+        except DATA_ERRORS as exc:
+            if len(raws) == 1:
+                reason = f"PostgreSQL refused the event: {exc.__class__.__name__}: {exc}"
+                row = dead_letter(raws[0], reason, "unstorable")
+                async with self.pool.acquire() as conn:
+                    await sql.insert_dead_letters(conn, [row])
+                return BatchResult(consumed=1, dead=[row])
+            log.warning("batch of %d refused by PostgreSQL (%s); splitting", len(raws), exc)
+            mid = len(raws) // 2
+            result = await self._handle_isolating_bad_rows(raws[:mid])
+            result.merge(await self._handle_isolating_bad_rows(raws[mid:]))
+            return result
+
+    async def _persist(self, batch: SortedBatch, consumed: int) -> BatchResult:
+        now = self.clock()
+        models = self.settings.models
+        tolerance = timedelta(seconds=self.settings.time.max_outcome_before_prediction_seconds)
+        dead = list(batch.dead)
+        async with self.pool.acquire() as conn, conn.transaction():
+            predictions = batch.predictions
+            if predictions:
+                horizons = [timedelta(seconds=models[p.model].horizon_seconds) for p in predictions]
+                new_ids = await sql.insert_predictions(conn, predictions, horizons)
+                dead.extend(await self._conflicting_duplicates(conn, batch, new_ids))
+            if batch.outcomes:
+                await sql.insert_outcomes(conn, batch.outcomes)
+            if batch.feedback:
+                await sql.insert_feedback(conn, batch.feedback)
+
+            await sql.lock_maturation(conn)
+            outcome_ids = [o.event_id for o in batch.outcomes]
+            prediction_ids = [p.prediction_id for p in predictions]
+            rejected = await sql.reject_impossible_outcomes(
+                conn, outcome_ids, prediction_ids, tolerance
+            )
+            dead.extend(self._rejected_outcome_letters(batch, rejected))
+            changed = await sql.attribute_entity_outcomes(
+                conn,
+                [o.event_id for o in batch.outcomes if o.prediction_id is None],
+                [
+                    (p.entity_id, p.predicted_at, p.predicted_at + h)
+                    for p, h in zip(predictions, horizons, strict=True)
+                    if p.entity_id is not None
+                ]
+                if predictions
+                else [],
+            )
+            candidates = set(prediction_ids) | changed
+            candidates |= {o.prediction_id for o in batch.outcomes if o.prediction_id}
+            candidates |= {f.prediction_id for f in batch.feedback}
+            candidates |= {r["prediction_id"] for r in rejected}
+            matured = await sql.mature(conn, models, sorted(candidates), now)
+            await sql.insert_dead_letters(conn, dead)
+        return BatchResult(consumed=consumed, valid=batch.valid_count, matured=matured, dead=dead)
+
+    async def _conflicting_duplicates(
+        self, conn: sql.Conn, batch: SortedBatch, new_ids: set[str]
+    ) -> list[DeadLetterRow]:
+        """A prediction_id seen before is a redelivery if its event_id matches, else a conflict."""
+        seen: set[str] = set()
+        doubled: set[str] = set()
+        for p in batch.predictions:
+            (doubled if p.prediction_id in seen else seen).add(p.prediction_id)
+        suspects = [
+            p
+            for p in batch.predictions
+            if p.prediction_id not in new_ids or p.prediction_id in doubled
+        ]
+        if not suspects:
+            return []
+        stored = await sql.prediction_event_ids(conn, [p.prediction_id for p in suspects])
+        return [
+            dead_letter(
+                batch.origin[str(p.event_id)],
+                f"prediction_id {p.prediction_id!r} is already used by event "
+                f"{stored.get(p.prediction_id)}; prediction ids must be unique",
+                "conflicting_duplicate",
+            )
+            for p in suspects
+            if stored.get(p.prediction_id) != p.event_id
+        ]
+
+    def _rejected_outcome_letters(
+        self, batch: SortedBatch, rows: Sequence[asyncpg.Record]
+    ) -> list[DeadLetterRow]:
+        letters = []
+        for r in rows:
+            raw = batch.origin.get(str(r["event_id"]))
+            if raw is None:
+                # Stored in an earlier batch; its prediction arrived now. Rebuild its bytes.
+                event = OutcomeObserved(
+                    event_id=r["event_id"],
+                    prediction_id=r["prediction_id"],
+                    entity_id=r["entity_id"],
+                    model=r["model"],
+                    outcome_kind=r["outcome_kind"],
+                    value=r["value"],
+                    observed_at=r["observed_at"],
+                )
+                raw = RawMessage(self.settings.topics.outcomes, -1, -1, None, event.to_bytes())
+            letters.append(dead_letter(raw, r["rejected_reason"], "impossible_time"))
+        return letters
+
+    async def sweep(self) -> MatureCounts:
+        """Mature predictions whose horizon has passed; run by the leader on a timer."""
+        total = MatureCounts()
+        limit = self.settings.worker.sweep_batch
+        while True:
+            now = self.clock()
+            async with self.pool.acquire() as conn, conn.transaction():
+                ids = await sql.expired_pending(conn, sorted(self.settings.models), now, limit)
+                if not ids:
+                    break
+                await sql.lock_maturation(conn)
+                done = await sql.mature(conn, self.settings.models, ids, now)
+                total += done
+            if len(ids) < limit or done == MatureCounts():
+                break
+        metrics.MATURED.labels("horizon").inc(total.labeled)
+        return total

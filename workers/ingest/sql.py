@@ -1,0 +1,402 @@
+"""All SQL of the ingestion domain. Set-based: one statement per batch, never per event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+from schemas.events import FeedbackGiven, OutcomeObserved, PredictionMade
+from workers.settings import ModelConfig
+
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+
+# Serialises attribution and maturation across all workers, so the last writer always
+# sees every committed outcome (see DESIGN.md, "State and guarantees").
+MATURATION_LOCK = 7_301_002
+
+INSERT_PREDICTIONS = """
+INSERT INTO predictions (prediction_id, event_id, model, model_version, entity_id, features,
+                         prediction, predicted_class, predicted_at, horizon_ends_at)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::jsonb[],
+                     $7::float8[], $8::text[], $9::timestamptz[], $10::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING prediction_id
+"""
+
+EXISTING_PREDICTION_EVENTS = """
+SELECT prediction_id, event_id FROM predictions WHERE prediction_id = ANY($1::text[])
+"""
+
+INSERT_OUTCOMES = """
+INSERT INTO outcomes (event_id, prediction_id, entity_id, model, outcome_kind, value, observed_at,
+                      attributed_to)
+SELECT e, p, ent, m, k, v, t, p
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
+            $7::timestamptz[]) AS u(e, p, ent, m, k, v, t)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+INSERT_FEEDBACK = """
+INSERT INTO feedback (event_id, prediction_id, label, source, given_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::text[], $5::timestamptz[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+# Outcomes that carry only an entity are attributed to the latest prediction for that
+# entity (and model, when named) made at or before the outcome, within its horizon.
+# Re-evaluated when a new prediction could be a better match, so arrival order is moot.
+ATTRIBUTE_ENTITY_OUTCOMES = """
+WITH win AS (
+    SELECT * FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS w(entity_id, t0, t1)
+), touched AS (
+    SELECT o.event_id FROM outcomes o
+    WHERE o.event_id = ANY($1::uuid[]) AND o.prediction_id IS NULL
+    UNION
+    SELECT o.event_id FROM win
+    JOIN outcomes o ON o.entity_id = win.entity_id AND o.prediction_id IS NULL
+                   AND o.observed_at BETWEEN win.t0 AND win.t1
+), pick AS (
+    SELECT o.event_id, o.attributed_to AS old_pid, (
+        SELECT p.prediction_id FROM predictions p
+        WHERE p.entity_id = o.entity_id
+          AND (o.model IS NULL OR p.model = o.model)
+          AND p.predicted_at <= o.observed_at
+          AND o.observed_at <= p.horizon_ends_at
+        ORDER BY p.predicted_at DESC, p.prediction_id DESC
+        LIMIT 1) AS new_pid
+    FROM outcomes o JOIN touched USING (event_id)
+    WHERE o.rejected_reason IS NULL
+)
+UPDATE outcomes o SET attributed_to = pick.new_pid
+FROM pick
+WHERE o.event_id = pick.event_id AND o.attributed_to IS DISTINCT FROM pick.new_pid
+RETURNING pick.old_pid, pick.new_pid
+"""
+
+# An outcome stamped well before the prediction it names cannot be its outcome.
+REJECT_IMPOSSIBLE_OUTCOMES = """
+UPDATE outcomes o
+SET rejected_reason = format('outcome observed at %s, %s s before its prediction (made %s)',
+                             o.observed_at, round(extract(epoch FROM p.predicted_at - o.observed_at)),
+                             p.predicted_at),
+    attributed_to = NULL
+FROM predictions p
+WHERE o.prediction_id = p.prediction_id
+  AND o.rejected_reason IS NULL
+  AND o.observed_at < p.predicted_at - $3::interval
+  AND (o.event_id = ANY($1::uuid[]) OR p.prediction_id = ANY($2::text[]))
+RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.value,
+          o.observed_at, o.rejected_reason
+"""
+
+# Resolve the label of each candidate prediction from everything stored about it:
+# the earliest attributed outcome within the horizon, the latest feedback, and the
+# model's precedence and no-outcome policy. Inserting, relabelling and un-maturing
+# are all the same recomputation, so replaying any event changes nothing.
+MATURE = """
+WITH cfg AS (
+    SELECT * FROM unnest($1::text[], $2::bool[], $3::bool[], $4::float8[])
+        AS c(model, feedback_wins, no_outcome_negative, no_outcome_label)
+), cand AS (
+    SELECT p.prediction_id, p.model, p.model_version, p.entity_id, p.features, p.prediction,
+           p.predicted_class, p.predicted_at, p.horizon_ends_at,
+           c.feedback_wins, c.no_outcome_negative, c.no_outcome_label,
+           oc.value AS oc_value, oc.observed_at AS oc_at, oc.event_id AS oc_id,
+           fb.label AS fb_label, fb.given_at AS fb_at, fb.event_id AS fb_id
+    FROM predictions p
+    JOIN cfg c ON c.model = p.model
+    LEFT JOIN LATERAL (
+        SELECT o.value, o.observed_at, o.event_id FROM outcomes o
+        WHERE o.attributed_to = p.prediction_id AND o.rejected_reason IS NULL
+          AND o.observed_at <= p.horizon_ends_at
+        ORDER BY o.observed_at, o.event_id
+        LIMIT 1) oc ON true
+    LEFT JOIN LATERAL (
+        SELECT f.label, f.given_at, f.event_id FROM feedback f
+        WHERE f.prediction_id = p.prediction_id
+        ORDER BY f.given_at DESC, f.event_id
+        LIMIT 1) fb ON true
+    WHERE p.prediction_id = ANY($5::text[])
+), resolved AS (
+    SELECT cand.*,
+        CASE WHEN fb_label IS NOT NULL AND (feedback_wins OR oc_value IS NULL) THEN 'feedback'
+             WHEN oc_value IS NOT NULL THEN 'outcome'
+             WHEN horizon_ends_at <= $6 AND no_outcome_negative THEN 'no_outcome'
+             WHEN horizon_ends_at <= $6 THEN 'dropped'
+        END AS resolution
+    FROM cand
+), labeled AS (
+    SELECT r.*,
+        CASE resolution WHEN 'feedback' THEN fb_label WHEN 'outcome' THEN oc_value
+                        ELSE no_outcome_label END AS label,
+        CASE resolution WHEN 'feedback' THEN fb_id WHEN 'outcome' THEN oc_id END AS label_event_id,
+        CASE resolution WHEN 'feedback' THEN fb_at WHEN 'outcome' THEN oc_at END AS labeled_at
+    FROM resolved r
+    WHERE resolution IN ('feedback', 'outcome', 'no_outcome')
+), upserted AS (
+    INSERT INTO labeled_examples AS le (
+        prediction_id, model, model_version, entity_id, features, prediction, predicted_class,
+        label, label_source, label_event_id, predicted_at, labeled_at, matured_at)
+    SELECT prediction_id, model, model_version, entity_id, features, prediction, predicted_class,
+           label, resolution, label_event_id, predicted_at, labeled_at, $6
+    FROM labeled
+    ON CONFLICT (prediction_id) DO UPDATE
+        SET label = EXCLUDED.label, label_source = EXCLUDED.label_source,
+            label_event_id = EXCLUDED.label_event_id, labeled_at = EXCLUDED.labeled_at,
+            updated_at = now()
+        WHERE (le.label, le.label_source, le.label_event_id)
+              IS DISTINCT FROM (EXCLUDED.label, EXCLUDED.label_source, EXCLUDED.label_event_id)
+    RETURNING (xmax = 0) AS inserted
+), unlabeled AS (
+    DELETE FROM labeled_examples le
+    USING resolved r
+    WHERE le.prediction_id = r.prediction_id AND (r.resolution IS NULL OR r.resolution = 'dropped')
+    RETURNING le.prediction_id
+), marked AS (
+    UPDATE predictions p
+    SET resolution = r.resolution,
+        matured_at = CASE WHEN r.resolution IS NULL THEN NULL ELSE coalesce(p.matured_at, $6) END
+    FROM resolved r
+    WHERE p.prediction_id = r.prediction_id AND p.resolution IS DISTINCT FROM r.resolution
+    RETURNING r.resolution
+)
+SELECT
+    (SELECT count(*) FROM upserted WHERE inserted) AS labeled,
+    (SELECT count(*) FROM upserted WHERE NOT inserted) AS relabeled,
+    (SELECT count(*) FROM unlabeled) AS unlabeled,
+    (SELECT count(*) FROM marked WHERE resolution = 'dropped') AS dropped
+"""
+
+EXPIRED_PENDING = """
+SELECT prediction_id FROM predictions
+WHERE matured_at IS NULL AND horizon_ends_at <= $2 AND model = ANY($1::text[])
+ORDER BY horizon_ends_at
+LIMIT $3
+"""
+
+INSERT_DEAD_LETTERS = """
+INSERT INTO dead_letters (dedupe_key, source_topic, source_partition, source_offset, error_type,
+                          reason, payload, message_key)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[],
+                     $7::bytea[], $8::bytea[])
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
+COUNTS = """
+SELECT
+    (SELECT count(*) FROM predictions) AS predictions,
+    (SELECT count(*) FROM predictions WHERE matured_at IS NULL) AS pending,
+    (SELECT count(*) FROM outcomes) AS outcomes,
+    (SELECT count(*) FROM feedback) AS feedback,
+    (SELECT count(*) FROM labeled_examples) AS labeled,
+    (SELECT count(*) FROM predictions WHERE resolution = 'dropped') AS dropped,
+    (SELECT count(*) FROM dead_letters) AS dead_letters
+"""
+
+# Progress of one synthetic run, whose prediction ids all start with the run's prefix.
+RUN_COUNTS = """
+SELECT
+    count(*) AS predictions,
+    count(*) FILTER (WHERE matured_at IS NULL) AS pending,
+    count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled,
+    count(*) FILTER (WHERE resolution = 'outcome') AS by_outcome,
+    count(*) FILTER (WHERE resolution = 'feedback') AS by_feedback,
+    count(*) FILTER (WHERE resolution = 'no_outcome') AS by_no_outcome,
+    count(*) FILTER (WHERE resolution = 'dropped') AS dropped,
+    (SELECT count(*) FROM outcomes
+      WHERE coalesce(prediction_id, entity_id) LIKE $1 || '%') AS outcomes,
+    (SELECT count(*) FROM feedback WHERE prediction_id LIKE $1 || '%') AS feedback,
+    (SELECT count(*) FROM dead_letters WHERE dead_lettered_at >= $2) AS dead_letters
+FROM predictions WHERE prediction_id LIKE $1 || '%'
+"""
+
+DEAD_LETTERS_SINCE = """
+SELECT error_type, count(*) AS n, min(reason) AS example
+FROM dead_letters WHERE dead_lettered_at >= $1
+GROUP BY error_type ORDER BY n DESC
+"""
+
+# Error of one run's labeled examples, before and after the index where its data drifts.
+RUN_QUALITY = """
+SELECT model,
+       (substring(prediction_id FROM length($1) + 2)::int >= $2) AS after_drift,
+       count(*) AS n,
+       avg(abs(prediction - label)) AS mae
+FROM labeled_examples WHERE prediction_id LIKE $1 || '-%'
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class MatureCounts:
+    labeled: int = 0
+    relabeled: int = 0
+    unlabeled: int = 0
+    dropped: int = 0
+
+    def __add__(self, other: MatureCounts) -> MatureCounts:
+        return MatureCounts(
+            self.labeled + other.labeled,
+            self.relabeled + other.relabeled,
+            self.unlabeled + other.unlabeled,
+            self.dropped + other.dropped,
+        )
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    dedupe_key: str
+    topic: str
+    partition: int | None
+    offset: int | None
+    error_type: str
+    reason: str
+    payload: bytes
+    key: bytes | None
+
+
+async def insert_predictions(
+    conn: Conn, events: Sequence[PredictionMade], horizons: Sequence[timedelta]
+) -> set[str]:
+    """Insert new predictions; return the ids that were actually new."""
+    rows = await conn.fetch(
+        INSERT_PREDICTIONS,
+        [e.prediction_id for e in events],
+        [e.event_id for e in events],
+        [e.model for e in events],
+        [e.model_version for e in events],
+        [e.entity_id for e in events],
+        [e.features for e in events],
+        [e.prediction for e in events],
+        [e.predicted_class for e in events],
+        [e.predicted_at for e in events],
+        [e.predicted_at + h for e, h in zip(events, horizons, strict=True)],
+    )
+    return {r["prediction_id"] for r in rows}
+
+
+async def prediction_event_ids(conn: Conn, prediction_ids: Sequence[str]) -> dict[str, UUID]:
+    rows = await conn.fetch(EXISTING_PREDICTION_EVENTS, list(prediction_ids))
+    return {r["prediction_id"]: r["event_id"] for r in rows}
+
+
+async def insert_outcomes(conn: Conn, events: Sequence[OutcomeObserved]) -> None:
+    await conn.execute(
+        INSERT_OUTCOMES,
+        [e.event_id for e in events],
+        [e.prediction_id for e in events],
+        [e.entity_id for e in events],
+        [e.model for e in events],
+        [e.outcome_kind for e in events],
+        [e.value for e in events],
+        [e.observed_at for e in events],
+    )
+
+
+async def insert_feedback(conn: Conn, events: Sequence[FeedbackGiven]) -> None:
+    await conn.execute(
+        INSERT_FEEDBACK,
+        [e.event_id for e in events],
+        [e.prediction_id for e in events],
+        [e.label for e in events],
+        [e.source for e in events],
+        [e.given_at for e in events],
+    )
+
+
+async def lock_maturation(conn: Conn) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", MATURATION_LOCK)
+
+
+async def attribute_entity_outcomes(
+    conn: Conn,
+    outcome_ids: Sequence[UUID],
+    windows: Sequence[tuple[str, datetime, datetime]],
+) -> set[str]:
+    """(Re)attribute entity outcomes; return every prediction whose outcomes changed."""
+    rows = await conn.fetch(
+        ATTRIBUTE_ENTITY_OUTCOMES,
+        list(outcome_ids),
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+    )
+    return {pid for r in rows for pid in (r["old_pid"], r["new_pid"]) if pid is not None}
+
+
+async def reject_impossible_outcomes(
+    conn: Conn,
+    outcome_ids: Sequence[UUID],
+    prediction_ids: Sequence[str],
+    tolerance: timedelta,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        REJECT_IMPOSSIBLE_OUTCOMES, list(outcome_ids), list(prediction_ids), tolerance
+    )
+
+
+async def mature(
+    conn: Conn, models: dict[str, ModelConfig], prediction_ids: Sequence[str], now: datetime
+) -> MatureCounts:
+    if not prediction_ids:
+        return MatureCounts()
+    names = sorted(models)
+    row = await conn.fetchrow(
+        MATURE,
+        names,
+        [models[n].feedback_wins for n in names],
+        [models[n].no_outcome == "negative" for n in names],
+        [models[n].no_outcome_label for n in names],
+        list(prediction_ids),
+        now,
+    )
+    assert row is not None
+    return MatureCounts(row["labeled"], row["relabeled"], row["unlabeled"], row["dropped"])
+
+
+async def expired_pending(
+    conn: Conn, models: Sequence[str], now: datetime, limit: int
+) -> list[str]:
+    rows = await conn.fetch(EXPIRED_PENDING, list(models), now, limit)
+    return [r["prediction_id"] for r in rows]
+
+
+async def insert_dead_letters(conn: Conn, rows: Sequence[DeadLetterRow]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        INSERT_DEAD_LETTERS,
+        [r.dedupe_key for r in rows],
+        [r.topic for r in rows],
+        [r.partition for r in rows],
+        [r.offset for r in rows],
+        [r.error_type for r in rows],
+        [r.reason for r in rows],
+        [r.payload for r in rows],
+        [r.key for r in rows],
+    )
+
+
+async def counts(conn: Conn) -> dict[str, int]:
+    row = await conn.fetchrow(COUNTS)
+    assert row is not None
+    return dict(row)
+
+
+async def run_quality(conn: Conn, prefix: str, drift_index: int) -> list[asyncpg.Record]:
+    return await conn.fetch(RUN_QUALITY, prefix, drift_index)
+
+
+async def run_counts(conn: Conn, prefix: str, since: datetime) -> dict[str, int]:
+    row = await conn.fetchrow(RUN_COUNTS, prefix, since)
+    assert row is not None
+    return dict(row)
+
+
+async def dead_letters_since(conn: Conn, since: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(DEAD_LETTERS_SINCE, since)

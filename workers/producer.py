@@ -1,0 +1,69 @@
+"""A small producer client: validates events with the contracts and sends them as JSON."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from schemas import FeedbackGiven, Message, OutcomeObserved, PredictionMade
+from schemas.commands import Command
+from workers.settings import TopicsConfig
+
+
+def topic_for(event: Message, topics: TopicsConfig) -> str:
+    if isinstance(event, PredictionMade):
+        return topics.predictions
+    if isinstance(event, OutcomeObserved):
+        return topics.outcomes
+    if isinstance(event, FeedbackGiven):
+        return topics.feedback
+    if isinstance(event, Command):
+        return topics.control
+    raise TypeError(f"no topic for {type(event).__name__}")
+
+
+def key_for(event: Message) -> bytes | None:
+    # Keyed so one prediction's events stay in order on one partition.
+    for attr in ("prediction_id", "entity_id", "model"):
+        value = getattr(event, attr, None)
+        if value:
+            return str(value).encode()
+    return None
+
+
+class EventProducer:
+    """``async with EventProducer(bootstrap, topics) as p: await p.send(event)``."""
+
+    def __init__(self, bootstrap: str, topics: TopicsConfig, **producer_options: Any) -> None:
+        self.topics = topics
+        # No idempotence: it fails on Tansu, and redelivery is harmless downstream anyway.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, **producer_options
+        )
+
+    async def __aenter__(self) -> EventProducer:
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._producer.stop()
+
+    async def send(self, event: Message) -> None:
+        """Queue a validated event; ``flush`` waits for delivery."""
+        await self._producer.send(
+            topic_for(event, self.topics), event.to_bytes(), key=key_for(event)
+        )
+
+    async def send_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        """Send bytes as they are (for tests and malformed-input scenarios)."""
+        await self._producer.send(topic, value, key=key)
+
+    async def flush(self) -> None:
+        await self._producer.flush()

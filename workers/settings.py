@@ -1,0 +1,168 @@
+"""The one settings object: config file defaults, overridden by OL_ environment variables.
+
+This is the only module that reads the environment. Everything else receives a
+``Settings`` instance (frozen) from its caller.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "defaults.toml"
+CONFIG_FILE_ENV = "OL_CONFIG_FILE"
+
+LabelSource = Literal["feedback", "outcome"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicsConfig(_Frozen):
+    predictions: str = "ol.predictions"
+    outcomes: str = "ol.outcomes"
+    feedback: str = "ol.feedback"
+    control: str = "ol.control"
+    control_results: str = "ol.control.results"
+    dlq: str = "ol.dlq"
+    drift: str = "ol.drift"
+    lag: str = "ol.lag"
+    models: str = "ol.models"
+    partitions: int = Field(4, ge=1, description="partitions for topics the worker creates")
+    replication_factor: int = Field(1, ge=1, description="for topics the worker creates")
+
+    def all_names(self) -> list[str]:
+        return [
+            self.predictions,
+            self.outcomes,
+            self.feedback,
+            self.control,
+            self.control_results,
+            self.dlq,
+            self.drift,
+            self.lag,
+            self.models,
+        ]
+
+    def ingest_names(self) -> list[str]:
+        return [self.predictions, self.outcomes, self.feedback]
+
+
+class WorkerConfig(_Frozen):
+    session_timeout_seconds: float = Field(8.0, gt=0)
+    heartbeat_interval_seconds: float = Field(1.0, gt=0)
+    commit_interval_seconds: float = Field(1.0, gt=0)
+    batch_max: int = Field(2000, ge=1)
+    batch_within_seconds: float = Field(0.25, gt=0)
+    sweep_interval_seconds: float = Field(2.0, gt=0)
+    sweep_batch: int = Field(20000, ge=1)
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=0, le=65535)
+
+
+class TimeConfig(_Frozen):
+    max_future_skew_seconds: float = Field(300.0, ge=0)
+    max_outcome_before_prediction_seconds: float = Field(60.0, ge=0)
+
+
+class ModelConfig(_Frozen):
+    task: Literal["regression", "binary"] = "regression"
+    horizon_seconds: float = Field(..., gt=0, description="how long an outcome may take to arrive")
+    no_outcome: Literal["negative", "drop"] = "drop"
+    no_outcome_label: float = 0.0
+    label_precedence: tuple[LabelSource, ...] = ("feedback", "outcome")
+    features: tuple[str, ...] = ()
+
+    @field_validator("label_precedence")
+    @classmethod
+    def _both_sources_once(cls, value: tuple[LabelSource, ...]) -> tuple[LabelSource, ...]:
+        if sorted(value) != ["feedback", "outcome"]:
+            raise ValueError("label_precedence must list 'feedback' and 'outcome' once each")
+        return value
+
+    @property
+    def feedback_wins(self) -> bool:
+        return self.label_precedence[0] == "feedback"
+
+
+class Settings(BaseSettings):
+    """All configuration. Field docs name their environment variables (OL_ + upper name)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OL_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    app_id: str = "outcomeloop"
+    kafka_bootstrap: str | None = Field(
+        None, description="OL_KAFKA_BOOTSTRAP: host:port[,host:port]; unset starts embedded Tansu"
+    )
+    database_url: SecretStr | None = Field(
+        None, description="OL_DATABASE_URL: postgresql:// DSN; unset starts embedded PostgreSQL"
+    )
+    data_dir: Path = Field(Path(".outcomeloop"), description="OL_DATA_DIR: embedded infra data")
+    migrations_dir: Path = REPO_ROOT / "migrations"
+    log_level: str = "INFO"
+    topics: TopicsConfig = TopicsConfig()
+    worker: WorkerConfig = WorkerConfig()
+    time: TimeConfig = TimeConfig()
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        if not toml_file.is_file():
+            raise FileNotFoundError(f"{CONFIG_FILE_ENV}={toml_file} is not a file")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        # Earlier sources win: explicit arguments, then the environment, then the file.
+        return (init_settings, env_settings, toml)
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap is None or self.database_url is None
+
+    def model(self, name: str) -> ModelConfig | None:
+        return self.models.get(name)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """Environment for a child process (a worker the demo starts) with resolved addresses.
+
+    ``overrides`` are extra OL_ variables, e.g. ``OL_WORKER__WEB_PORT="0"``.
+    """
+    env = dict(os.environ)
+    env.update(overrides)
+    if settings.kafka_bootstrap:
+        env["OL_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    if settings.database_url:
+        env["OL_DATABASE_URL"] = settings.database_url.get_secret_value()
+    env["OL_DATA_DIR"] = str(settings.data_dir)
+    return env

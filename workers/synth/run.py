@@ -1,0 +1,49 @@
+"""Send a scenario's schedule in real time through the producer client."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from schemas.base import utc_now
+from workers.producer import EventProducer
+from workers.settings import Settings
+from workers.synth.scenarios import ScenarioSpec, build_schedule
+
+Progress = Callable[[int, int], None]
+
+
+async def run_scenario(
+    settings: Settings, spec: ScenarioSpec, on_progress: Progress | None = None
+) -> Counter[str]:
+    """Send every message at its time; return how many of each kind were sent."""
+    assert settings.kafka_bootstrap is not None
+    sends = build_schedule(spec, utc_now())
+    topics = settings.topics
+    topic_of = {
+        "prediction": topics.predictions,
+        "outcome": topics.outcomes,
+        "feedback": topics.feedback,
+    }
+    sent: Counter[str] = Counter()
+    began = time.monotonic()
+    async with EventProducer(settings.kafka_bootstrap, topics) as producer:
+        for n, send in enumerate(sends, start=1):
+            wait = send.at - (time.monotonic() - began)
+            if wait > 0:
+                await producer.flush()
+                await asyncio.sleep(wait)
+            if send.event is None:
+                await producer.send_raw(topic_of[send.kind], send.payload())
+                sent["malformed"] += 1
+            else:
+                await producer.send(send.event)
+                sent[send.kind] += 1
+            if on_progress is not None and n % 50 == 0:
+                on_progress(n, len(sends))
+        await producer.flush()
+    if on_progress is not None:
+        on_progress(len(sends), len(sends))
+    return sent
