@@ -16,9 +16,21 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class BrokerHandle:
-    pid: int
     bootstrap: str
     log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def start_tansu(log_path: Path, *, port: int | None = None, detach: bool = False) -> BrokerHandle:
@@ -57,7 +69,7 @@ def start_tansu(log_path: Path, *, port: int | None = None, detach: bool = False
     except InfraError:
         proc.kill()
         raise InfraError(f"Tansu failed to start; see {log_path}") from None
-    return BrokerHandle(pid=proc.pid, bootstrap=f"{HOST}:{port}", log_path=log_path)
+    return BrokerHandle(bootstrap=f"{HOST}:{port}", log_path=log_path, process=proc)
 
 
 def stop_pid(pid: int) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from workers.infra.broker import pid_alive, start_tansu, stop_pid
+from workers.infra.broker import BrokerHandle, pid_alive, start_tansu, stop_pid
 from workers.infra.postgres import start_postgres, stop_postgres
 from workers.settings import Settings
 
@@ -96,11 +96,11 @@ def ensure_infra(settings: Settings, *, say: bool = True) -> Iterator[Settings]:
             database=database or running.database_url,
         )
         return
-    broker_pid: int | None = None
+    broker: BrokerHandle | None = None
     try:
         if kafka is None:
             broker = start_tansu(settings.data_dir / "tansu.log")
-            broker_pid, kafka = broker.pid, broker.bootstrap
+            kafka = broker.bootstrap
             if say:
                 print(f"started embedded Tansu broker at {kafka} (log {broker.log_path})")
         if database is None:
@@ -110,5 +110,5 @@ def ensure_infra(settings: Settings, *, say: bool = True) -> Iterator[Settings]:
                 print(f"started embedded PostgreSQL: {database}")
         yield with_addresses(settings, kafka=kafka, database=database)
     finally:
-        if broker_pid is not None:
-            stop_pid(broker_pid)
+        if broker is not None:
+            broker.stop()

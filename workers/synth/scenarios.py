@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -150,6 +151,11 @@ def _malformed(i: int, start: datetime) -> tuple[Kind, bytes]:
     return variants[i % len(variants)]
 
 
+def _event_id(spec: ScenarioSpec, i: int, kind: Kind) -> uuid.UUID:
+    # Reproducible for a run, distinct across runs: replays of one run dedupe, new runs don't.
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"outcomeloop:{spec.run_id}:{spec.name}:{i}:{kind}")
+
+
 def build_schedule(spec: ScenarioSpec, start: datetime) -> list[Send]:
     """Every message of the run with the second it should be sent, in send order."""
     if spec.name not in SCENARIOS:
@@ -166,6 +172,7 @@ def build_schedule(spec: ScenarioSpec, start: datetime) -> list[Send]:
         row, truth = gen(rng, drifted)
         made_at = start + timedelta(seconds=t)
         prediction = PredictionMade(
+            event_id=_event_id(spec, i, "prediction"),
             prediction_id=f"{spec.run_id}-{i}",
             model=spec.name,
             model_version="v1",
@@ -185,6 +192,7 @@ def build_schedule(spec: ScenarioSpec, start: datetime) -> list[Send]:
         if binary:
             if rng.random() < truth:  # a purchase happened; attributed by entity
                 outcome = OutcomeObserved(
+                    event_id=_event_id(spec, i, "outcome"),
                     entity_id=prediction.entity_id,
                     model=spec.name,
                     outcome_kind="purchase",
@@ -195,6 +203,7 @@ def build_schedule(spec: ScenarioSpec, start: datetime) -> list[Send]:
             impressions = 2000
             clicks = int(rng.binomial(impressions, truth))
             outcome = OutcomeObserved(
+                event_id=_event_id(spec, i, "outcome"),
                 prediction_id=prediction.prediction_id,
                 outcome_kind="measured",
                 value=clicks / impressions,
@@ -210,6 +219,7 @@ def build_schedule(spec: ScenarioSpec, start: datetime) -> list[Send]:
                     t + fb_delay,
                     "feedback",
                     FeedbackGiven(
+                        event_id=_event_id(spec, i, "feedback"),
                         prediction_id=prediction.prediction_id,
                         label=label,
                         source="human",

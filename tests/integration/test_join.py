@@ -1,0 +1,296 @@
+"""The join and maturation rules, on a real PostgreSQL, through the ingest service.
+
+Messages go in as bytes exactly as the agent hands them over; only the dead-letter
+publisher is a hand-written fake (the Kafka side is covered in test_worker.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from schemas import FeedbackGiven, Message, OutcomeObserved, PredictionMade
+from tests.conftest import SettingsFactory
+from workers.ingest.decode import RawMessage
+from workers.ingest.service import IngestService
+from workers.ingest.sql import DeadLetterRow
+from workers.settings import ModelConfig, Settings
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class CollectingSink:
+    def __init__(self) -> None:
+        self.rows: list[DeadLetterRow] = []
+
+    async def publish(self, rows: Sequence[DeadLetterRow]) -> None:
+        self.rows.extend(rows)
+
+
+class Harness:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.clock = Clock(T0 + timedelta(minutes=1))
+        self.sink = CollectingSink()
+        self.service = IngestService(settings, pool, self.sink, clock=self.clock)
+        self._offsets = itertools.count()
+
+    def raw(self, event: Message | bytes, topic: str | None = None) -> RawMessage:
+        t = self.settings.topics
+        if topic is None:
+            topic = {
+                PredictionMade: t.predictions,
+                OutcomeObserved: t.outcomes,
+                FeedbackGiven: t.feedback,
+            }[type(event)]  # type: ignore[index]
+        value = event if isinstance(event, bytes) else event.to_bytes()
+        return RawMessage(topic, 0, next(self._offsets), None, value)
+
+    async def send(self, *events: Message | bytes, topic: str | None = None) -> Any:
+        return await self.service.handle([self.raw(e, topic) for e in events])
+
+    async def example(self, prediction_id: str) -> asyncpg.Record | None:
+        async with self.pool.acquire() as c:
+            return await c.fetchrow(
+                "SELECT * FROM labeled_examples WHERE prediction_id = $1", prediction_id
+            )
+
+    async def scalar(self, query: str, *args: Any) -> Any:
+        async with self.pool.acquire() as c:
+            return await c.fetchval(query, *args)
+
+
+@pytest.fixture
+def harness(make_settings: SettingsFactory, pool: asyncpg.Pool) -> Harness:
+    return Harness(make_settings(), pool)
+
+
+def pred(
+    pid: str,
+    *,
+    model: str = "ctr",
+    entity: str | None = None,
+    at: datetime = T0,
+    score: float = 0.05,
+) -> PredictionMade:
+    return PredictionMade(
+        prediction_id=pid,
+        model=model,
+        model_version="v1",
+        entity_id=entity,
+        features={"channel": "search", "bid": 1.0},
+        prediction=score,
+        predicted_at=at,
+    )
+
+
+def outcome(
+    pid: str | None = None,
+    *,
+    entity: str | None = None,
+    value: float = 0.04,
+    at: datetime = T0 + timedelta(seconds=30),
+    model: str | None = None,
+) -> OutcomeObserved:
+    return OutcomeObserved(
+        prediction_id=pid,
+        entity_id=entity,
+        model=model,
+        outcome_kind="measured",
+        value=value,
+        observed_at=at,
+    )
+
+
+def feedback(pid: str, label: float, at: datetime = T0 + timedelta(seconds=40)) -> FeedbackGiven:
+    return FeedbackGiven(prediction_id=pid, label=label, source="human", given_at=at)
+
+
+async def test_prediction_then_outcome_matures_with_the_outcome(harness: Harness) -> None:
+    await harness.send(pred("a"))
+    assert await harness.example("a") is None  # pending until its outcome arrives
+    o = outcome("a", value=0.04)
+    result = await harness.send(o)
+    ex = await harness.example("a")
+    assert ex is not None and result.matured.labeled == 1
+    assert (ex["label"], ex["label_source"], ex["label_event_id"]) == (0.04, "outcome", o.event_id)
+    assert ex["features"] == {"channel": "search", "bid": 1.0}
+    assert ex["labeled_at"] == o.observed_at and ex["predicted_at"] == T0
+
+
+async def test_outcome_before_prediction_gives_the_same_example(
+    make_settings: SettingsFactory, pool: asyncpg.Pool
+) -> None:
+    p, o = pred("a"), outcome("a")
+    first = Harness(make_settings(), pool)
+    await first.send(o)
+    await first.send(p)
+    reversed_order = dict(await first.example("a"))  # type: ignore[arg-type]
+    async with pool.acquire() as c:
+        await c.execute("TRUNCATE labeled_examples, predictions, outcomes, feedback")
+    second = Harness(make_settings(), pool)
+    await second.send(p)
+    await second.send(o)
+    in_order = dict(await second.example("a"))  # type: ignore[arg-type]
+    for row in (reversed_order, in_order):
+        row.pop("matured_at"), row.pop("updated_at")
+    assert reversed_order == in_order
+
+
+async def test_duplicates_and_redelivery_change_nothing(harness: Harness) -> None:
+    p, o, f = pred("a"), outcome("a"), feedback("a", 0.5)
+    await harness.send(p, o, f)
+    before = dict(await harness.example("a"))  # type: ignore[arg-type]
+    result = await harness.send(p, o, f, p, o)  # the same events, redelivered twice
+    assert result.matured.labeled == 0 and result.matured.relabeled == 0
+    assert dict(await harness.example("a")) == before  # type: ignore[arg-type]
+    assert await harness.scalar("SELECT count(*) FROM outcomes") == 1
+    assert harness.sink.rows == []  # a redelivery is not a conflict
+
+
+async def test_conflicting_prediction_id_is_dead_lettered(harness: Harness) -> None:
+    await harness.send(pred("a", score=0.1))
+    impostor = pred("a", score=0.9)
+    await harness.send(impostor)
+    assert [r.error_type for r in harness.sink.rows] == ["conflicting_duplicate"]
+    assert harness.sink.rows[0].payload == impostor.to_bytes()
+    assert await harness.scalar("SELECT prediction FROM predictions WHERE prediction_id='a'") == 0.1
+
+
+async def test_horizon_passing_matures_per_model_policy(harness: Harness) -> None:
+    await harness.send(pred("c1", model="ctr"), pred("p1", model="purchase", entity="u1"))
+    assert (await harness.service.sweep()).labeled == 0  # horizons are an hour away
+    harness.clock.now = T0 + timedelta(hours=1, seconds=1)
+    counts = await harness.service.sweep()
+    assert counts.labeled == 1 and counts.dropped == 1
+    # purchase: no purchase means a negative; ctr: no measurement means the prediction is dropped
+    neg = await harness.example("p1")
+    assert neg is not None and (neg["label"], neg["label_source"]) == (0.0, "no_outcome")
+    assert await harness.example("c1") is None
+    assert (
+        await harness.scalar("SELECT resolution FROM predictions WHERE prediction_id = 'c1'")
+        == "dropped"
+    )
+    assert (await harness.service.sweep()).labeled == 0  # nothing left: idempotent
+
+
+async def test_outcome_after_the_horizon_does_not_label(harness: Harness) -> None:
+    await harness.send(pred("p", model="purchase", entity="u"))
+    await harness.send(outcome(entity="u", model="purchase", value=1.0, at=T0 + timedelta(hours=2)))
+    harness.clock.now = T0 + timedelta(hours=3)
+    await harness.service.sweep()
+    ex = await harness.example("p")
+    assert ex is not None and ex["label_source"] == "no_outcome"
+
+
+async def test_feedback_overrides_the_outcome_in_either_order(harness: Harness) -> None:
+    await harness.send(pred("a"), pred("b"))
+    await harness.send(outcome("a", value=0.04))
+    await harness.send(feedback("a", 0.07))
+    await harness.send(feedback("b", 0.07))
+    await harness.send(outcome("b", value=0.04))
+    for pid in ("a", "b"):
+        ex = await harness.example(pid)
+        assert ex is not None and (ex["label"], ex["label_source"]) == (0.07, "feedback")
+
+
+async def test_outcome_wins_when_configured(
+    make_settings: SettingsFactory, pool: asyncpg.Pool
+) -> None:
+    models = {"ctr": ModelConfig(horizon_seconds=3600, label_precedence=("outcome", "feedback"))}
+    h = Harness(make_settings(models=models), pool)
+    await h.send(pred("a"), feedback("a", 0.07))
+    ex = await h.example("a")
+    assert ex is not None and ex["label_source"] == "feedback"  # the only label so far
+    await h.send(outcome("a", value=0.04))
+    ex = await h.example("a")
+    assert ex is not None and (ex["label"], ex["label_source"]) == (0.04, "outcome")
+
+
+async def test_entity_outcome_goes_to_the_latest_prediction_before_it(harness: Harness) -> None:
+    await harness.send(
+        pred("old", model="purchase", entity="u", at=T0),
+        pred("new", model="purchase", entity="u", at=T0 + timedelta(seconds=10)),
+        pred("after", model="purchase", entity="u", at=T0 + timedelta(seconds=50)),
+        pred("other", model="purchase", entity="v", at=T0 + timedelta(seconds=20)),
+    )
+    await harness.send(outcome(entity="u", value=1.0, at=T0 + timedelta(seconds=30)))
+    labeled = await harness.scalar("SELECT array_agg(prediction_id) FROM labeled_examples")
+    assert labeled == ["new"]
+
+
+async def test_late_prediction_takes_over_an_entity_outcome(harness: Harness) -> None:
+    """Arrival order must not matter: a prediction logged late still gets its outcome."""
+    await harness.send(pred("old", model="purchase", entity="u", at=T0))
+    await harness.send(outcome(entity="u", value=1.0, at=T0 + timedelta(seconds=30)))
+    assert (await harness.example("old")) is not None
+    await harness.send(pred("new", model="purchase", entity="u", at=T0 + timedelta(seconds=10)))
+    new = await harness.example("new")
+    assert new is not None and new["label"] == 1.0
+    assert await harness.example("old") is None  # pending again until its own horizon
+    assert (
+        await harness.scalar("SELECT matured_at FROM predictions WHERE prediction_id = 'old'")
+        is None
+    )
+
+
+async def test_outcome_long_before_its_prediction_is_dead_lettered(harness: Harness) -> None:
+    early = outcome("a", at=T0 - timedelta(hours=1))
+    await harness.send(pred("a"), early)
+    assert await harness.example("a") is None
+    assert [r.error_type for r in harness.sink.rows] == ["impossible_time"]
+    assert harness.sink.rows[0].payload == early.to_bytes()
+    assert "before its prediction" in harness.sink.rows[0].reason
+    # The reverse order: the outcome is stored first, rejected when its prediction shows up.
+    early_b = outcome("b", at=T0 - timedelta(hours=1))
+    await harness.send(early_b)
+    await harness.send(pred("b"))
+    assert len(harness.sink.rows) == 2
+    assert OutcomeObserved.model_validate_json(harness.sink.rows[1].payload) == early_b
+    assert await harness.scalar("SELECT count(*) FROM dead_letters") == 2
+
+
+async def test_bad_messages_are_dead_lettered_and_the_rest_goes_on(harness: Harness) -> None:
+    t = harness.settings.topics
+    result = (
+        await harness.send(pred("a"), b"{not json", outcome("a"), topic=None)
+        if False
+        else (
+            await harness.service.handle(
+                [
+                    harness.raw(pred("a")),
+                    harness.raw(b"{not json", t.predictions),
+                    harness.raw(outcome("a")),
+                ]
+            )
+        )
+    )
+    assert result.consumed == 3 and result.valid == 2 and len(result.dead) == 1
+    assert await harness.example("a") is not None
+    row = await harness.scalar("SELECT payload FROM dead_letters")
+    assert row == b"{not json"
+
+
+async def test_rows_postgres_refuses_are_isolated(harness: Harness) -> None:
+    """A NUL character passes JSON validation but not PostgreSQL's text type."""
+    bad = pred("bad\x00id")
+    result = await harness.send(pred("ok1"), bad, pred("ok2"), outcome("ok1"), outcome("ok2"))
+    assert [r.error_type for r in result.dead] == ["unstorable"]
+    assert result.dead[0].payload == bad.to_bytes()
+    assert await harness.example("ok1") is not None and await harness.example("ok2") is not None
