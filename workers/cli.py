@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from workers.errors import OutcomeLoopError
 from workers.settings import Settings, get_settings
-from workers.synth.scenarios import SCENARIOS, ScenarioSpec
+from workers.synth.spec import SCENARIOS, ScenarioSpec
 
 
 def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from workers.infra.net import free_port
 from workers.ingest import sql
 from workers.settings import Settings, child_env
 from workers.synth.run import run_scenario
-from workers.synth.scenarios import ScenarioSpec
+from workers.synth.spec import ScenarioSpec
 from workers.worker import prepare
 
 console = Console()

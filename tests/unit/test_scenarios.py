@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from schemas import FeedbackGiven, OutcomeObserved, PredictionMade
-from workers.synth.scenarios import ScenarioSpec, build_schedule
+from workers.synth.scenarios import build_schedule
+from workers.synth.spec import ScenarioSpec
 
 START = datetime(2026, 11, 23, tzinfo=UTC)
 

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from schemas.base import utc_now
 from workers.producer import EventProducer
 from workers.settings import Settings
-from workers.synth.scenarios import ScenarioSpec, build_schedule
+from workers.synth.scenarios import build_schedule
+from workers.synth.spec import ScenarioSpec
 
 Progress = Callable[[int, int], None]
 

@@ -21,9 +21,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from schemas import FeedbackGiven, Message, OutcomeObserved, PredictionMade
 from schemas.base import FeatureValue
+from workers.synth.spec import SCENARIOS, ScenarioSpec
 
 Kind = Literal["prediction", "outcome", "feedback"]
-SCENARIOS = ("ctr", "purchase")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,20 +35,6 @@ class Send:
 
     def payload(self) -> bytes:
         return self.raw if self.event is None else self.event.to_bytes()  # type: ignore[return-value]
-
-
-@dataclass(frozen=True)
-class ScenarioSpec:
-    name: str
-    count: int = 2000
-    rate: float = 100.0  # predictions per second
-    seed: int = 7
-    drift_at: float = 0.5
-    malformed_share: float = 0.01
-    feedback_share: float = 0.03
-    late_prediction_share: float = 0.05
-    mean_outcome_delay: float = 3.0
-    run_id: str = "run"
 
 
 Row = dict[str, FeatureValue]

@@ -1,0 +1,196 @@
+"""The worker end to end: real Tansu broker, real PostgreSQL, the real `outcomeloop worker`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas import OutcomeObserved, PredictionMade
+from schemas.base import utc_now
+from tests.conftest import TEST_MODELS, SettingsFactory
+from tests.integration.worker_process import WorkerProcess, wait_until
+from workers.producer import EventProducer
+from workers.settings import ModelConfig, Settings
+from workers.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+StartWorker = Callable[[Settings], WorkerProcess]
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings) -> WorkerProcess:
+        w = WorkerProcess(settings, tmp_path / f"worker{len(started)}.log")
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture
+async def settings(make_settings: SettingsFactory) -> Settings:
+    s = make_settings(
+        models={**TEST_MODELS, "quick": ModelConfig(horizon_seconds=2, no_outcome="negative")}
+    )
+    await ensure_topics(s)
+    return s
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[EventProducer]:
+    assert settings.kafka_bootstrap
+    async with EventProducer(settings.kafka_bootstrap, settings.topics) as p:
+        yield p
+
+
+def count_of(pool: asyncpg.Pool, query: str) -> Callable[[], object]:
+    async def check() -> int:
+        async with pool.acquire() as c:
+            return int(await c.fetchval(query))
+
+    return check
+
+
+async def read_topic(settings: Settings, topic: str, expected: int) -> list[object]:
+    assert settings.kafka_bootstrap
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.topics.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        records: list[object] = []
+        for _ in range(60):
+            batch = await consumer.getmany(timeout_ms=500)
+            records.extend(r for rs in batch.values() for r in rs)
+            if len(records) >= expected:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+def prediction(i: int, model: str = "ctr") -> PredictionMade:
+    return PredictionMade(
+        prediction_id=f"p{i}",
+        model=model,
+        model_version="v1",
+        features={"x": i},
+        prediction=0.5,
+        predicted_at=utc_now() - timedelta(seconds=1),
+    )
+
+
+def outcome_for(p: PredictionMade, value: float) -> OutcomeObserved:
+    return OutcomeObserved(
+        prediction_id=p.prediction_id, outcome_kind="measured", value=value, observed_at=utc_now()
+    )
+
+
+async def test_poison_goes_to_the_dlq_and_the_stream_goes_on(
+    settings: Settings, producer: EventProducer, pool: asyncpg.Pool, start_worker: StartWorker
+) -> None:
+    worker = start_worker(settings)
+    poison = [b"\x00\xff garbage", b'{"prediction_id": "x"}', b"[1, 2, 3]"]
+    preds = [prediction(i) for i in range(60)]
+    for i, p in enumerate(preds):
+        await producer.send(p)
+        if i % 20 == 0:
+            await producer.send_raw(settings.topics.predictions, poison[i // 20], key=b"poison")
+    for i, p in enumerate(preds):
+        await producer.send(outcome_for(p, value=i / 100))
+    # Predictions of a model whose 2 s horizon passes with no outcome: labeled negative.
+    quick = [prediction(100 + i, model="quick") for i in range(5)]
+    for p in quick:
+        await producer.send(p)
+    await producer.flush()
+
+    await wait_until(
+        count_of(pool, "SELECT count(*) = 65 FROM labeled_examples"),
+        timeout=90,
+        what="every prediction to mature",
+        worker=worker,
+    )
+    async with pool.acquire() as c:
+        labels = dict(await c.fetch("SELECT prediction_id, label FROM labeled_examples"))
+        sources = await c.fetchval(
+            "SELECT array_agg(DISTINCT label_source) FROM labeled_examples WHERE model = 'quick'"
+        )
+        dead = await c.fetch(
+            "SELECT payload, error_type, reason FROM dead_letters ORDER BY payload"
+        )
+    assert all(labels[p.prediction_id] == i / 100 for i, p in enumerate(preds))
+    assert sources == ["no_outcome"]
+    assert sorted(bytes(d["payload"]) for d in dead) == sorted(poison)
+    assert {d["error_type"] for d in dead} == {"invalid_json", "schema_violation"}
+
+    records = await read_topic(settings, settings.topics.dlq, expected=3)
+    assert sorted(r.value for r in records) == sorted(poison)  # type: ignore[attr-defined]
+    for r in records:
+        headers = dict(r.headers)  # type: ignore[attr-defined]
+        assert headers["ol.dlq.topic"] == settings.topics.predictions.encode()
+        assert headers["ol.dlq.reason"]
+        assert int(headers["ol.dlq.offset"]) >= 0
+        assert r.key == b"poison"  # type: ignore[attr-defined]
+
+
+async def test_a_killed_worker_loses_and_doubles_nothing(
+    settings: Settings, producer: EventProducer, pool: asyncpg.Pool, start_worker: StartWorker
+) -> None:
+    total = 1500
+    preds = [prediction(i) for i in range(total)]
+
+    async def produce() -> None:
+        for i, p in enumerate(preds):
+            await producer.send(p)
+            await producer.send(outcome_for(p, value=(i % 7) / 10))
+            if i % 100 == 99:
+                await producer.flush()
+                await asyncio.sleep(0.3)
+        await producer.flush()
+
+    first = start_worker(settings)
+    sending = asyncio.create_task(produce())
+    await wait_until(
+        count_of(pool, "SELECT count(*) >= 200 FROM labeled_examples"),
+        timeout=60,
+        what="the first worker to make progress",
+        worker=first,
+    )
+    first.kill()  # mid-stream: uncommitted offsets will be delivered again
+    async with pool.acquire() as c:
+        at_kill = await c.fetchval("SELECT count(*) FROM labeled_examples")
+    assert at_kill < total, "the stream should still be running when the worker dies"
+
+    second = start_worker(settings)
+    await sending
+    await wait_until(
+        count_of(pool, f"SELECT count(*) = {total} FROM labeled_examples"),
+        timeout=120,
+        what="the second worker to finish the stream",
+        worker=second,
+    )
+    async with pool.acquire() as c:
+        row = await c.fetchrow(
+            "SELECT count(*) AS n, count(DISTINCT prediction_id) AS ids, sum(label) AS s "
+            "FROM labeled_examples"
+        )
+        outcomes = await c.fetchval("SELECT count(*) FROM outcomes")
+        dead = await c.fetchval("SELECT count(*) FROM dead_letters")
+    assert row is not None
+    assert (row["n"], row["ids"], outcomes) == (total, total, total)
+    assert row["s"] == pytest.approx(sum((i % 7) / 10 for i in range(total)))
+    assert dead == 0  # redelivered predictions are recognised as the same events
