@@ -22,7 +22,7 @@ venv: $(STAMP)  ## create .venv and install the project with its dev tools
 demo: $(STAMP)  ## run the end-to-end demo on the embedded broker and PostgreSQL
 	$(BIN)/outcomeloop demo
 
-test: $(STAMP)  ## run unit and integration tests (starts the embedded infra once)
+test: $(STAMP) lint  ## lint, then unit and integration tests (starts the embedded infra once)
 	$(BIN)/python -m pytest -q
 
 test-unit: $(STAMP)  ## run only the tests that need no broker or database

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
+from workers.db.pool import Conn
 from workers.errors import MigrationError
 
 _NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
@@ -40,7 +41,7 @@ def discover(directory: Path) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path) -> list[Migration]:
+async def migrate(conn: Conn, directory: Path) -> list[Migration]:
     """Apply what is missing; return what was applied. Edited old files are an error."""
     migrations = discover(directory)
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
@@ -69,7 +70,8 @@ async def migrate(conn: asyncpg.Connection, directory: Path) -> list[Migration]:
                 async with conn.transaction():
                     await conn.execute(m.sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+                        "INSERT INTO schema_migrations (version, name, checksum)"
+                        " VALUES ($1, $2, $3)",
                         m.version,
                         m.name,
                         m.checksum,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
 from workers.errors import InfraError
 from workers.settings import Settings
+
+# A plain connection or one borrowed from a pool: SQL modules accept either.
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 
 async def _init_connection(conn: asyncpg.Connection[Any]) -> None:

