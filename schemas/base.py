@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -19,10 +19,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _event_id_required_on_the_wire(schema: dict[str, Any]) -> None:
+    # Python producers get an id when they build an event; producers writing JSON by hand
+    # must send one, or a redelivery could not be told from a new event.
+    schema.setdefault("required", []).insert(0, "event_id")
+
+
 class Message(BaseModel):
     """Frozen, strict base: unknown fields are errors so producer typos never pass silently."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra=_event_id_required_on_the_wire,
+    )
 
     event_id: UUID = Field(
         default_factory=uuid4, description="unique id; redelivery is keyed on it"

@@ -14,7 +14,9 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
-        store="memory://",  # PostgreSQL is the source of truth; no Faust tables to recover
+        # PostgreSQL is the source of truth: no Faust tables to recover, nothing on disk.
+        store="memory://",
+        datadir=str(settings.data_dir / "faust"),
         topic_partitions=settings.topics.partitions,
         broker_session_timeout=w.session_timeout_seconds,
         broker_heartbeat_interval=w.heartbeat_interval_seconds,

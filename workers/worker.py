@@ -41,6 +41,7 @@ def run_worker(settings: Settings) -> NoReturn:
     """Block running the Faust worker until it is stopped (SIGINT/SIGTERM)."""
     from faust.worker import Worker
 
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare(settings))

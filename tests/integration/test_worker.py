@@ -153,8 +153,8 @@ async def test_a_killed_worker_loses_and_doubles_nothing(
     total = 1500
     preds = [prediction(i) for i in range(total)]
 
-    async def produce() -> None:
-        for i, p in enumerate(preds):
+    async def produce(part: list[PredictionMade], offset: int) -> None:
+        for i, p in enumerate(part, start=offset):
             await producer.send(p)
             await producer.send(outcome_for(p, value=(i % 7) / 10))
             if i % 100 == 99:
@@ -163,14 +163,21 @@ async def test_a_killed_worker_loses_and_doubles_nothing(
         await producer.flush()
 
     first = start_worker(settings)
-    sending = asyncio.create_task(produce())
+    await produce(preds[:300], 0)
     await wait_until(
         count_of(pool, "SELECT count(*) >= 200 FROM labeled_examples"),
         timeout=60,
         what="the first worker to make progress",
         worker=first,
     )
-    first.kill()  # mid-stream: uncommitted offsets will be delivered again
+    sending = asyncio.create_task(produce(preds[300:], 300))
+    await wait_until(
+        count_of(pool, "SELECT count(*) >= 400 FROM labeled_examples"),
+        timeout=60,
+        what="the first worker to take on the rest of the stream",
+        worker=first,
+    )
+    first.kill()  # mid-stream: offsets not yet committed will be delivered again
     async with pool.acquire() as c:
         at_kill = await c.fetchval("SELECT count(*) FROM labeled_examples")
     assert at_kill < total, "the stream should still be running when the worker dies"

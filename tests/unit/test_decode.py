@@ -27,6 +27,7 @@ def raw(topic: str, value: bytes, offset: int = 0) -> RawMessage:
 
 def prediction(**changes: object) -> bytes:
     body = {
+        "event_id": "0b6b1f0e-7a39-4c55-9a0e-9a4f6f0c6d11",
         "prediction_id": "p1",
         "model": "ctr",
         "model_version": "v1",
@@ -68,6 +69,13 @@ def test_missing_and_extra_fields_name_the_field(settings: Settings) -> None:
     assert "colour" in extra.reason
 
 
+def test_event_id_is_required_on_the_wire(settings: Settings) -> None:
+    body = json.loads(prediction())
+    del body["event_id"]
+    err = rejection(settings, raw("ol.predictions", json.dumps(body).encode()))
+    assert err.error_type == "schema_violation" and "event_id" in err.reason
+
+
 def test_naive_times_are_refused(settings: Settings) -> None:
     err = rejection(settings, raw("ol.predictions", prediction(predicted_at="2026-11-23T12:00:00")))
     assert "predicted_at" in err.reason
@@ -94,7 +102,12 @@ def test_far_future_time_is_impossible(settings: Settings) -> None:
 
 
 def test_outcome_needs_a_join_key(settings: Settings) -> None:
-    body = {"outcome_kind": "click", "value": 1.0, "observed_at": NOW.isoformat()}
+    body = {
+        "event_id": "0b6b1f0e-7a39-4c55-9a0e-9a4f6f0c6d12",
+        "outcome_kind": "click",
+        "value": 1.0,
+        "observed_at": NOW.isoformat(),
+    }
     err = rejection(settings, raw("ol.outcomes", json.dumps(body).encode()))
     assert "prediction_id or entity_id" in err.reason
 

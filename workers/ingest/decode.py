@@ -67,6 +67,11 @@ def decode(raw: RawMessage, settings: Settings, now: datetime) -> IngestEvent:
             f"{contract.__name__}: {_validation_reason(exc)}",
             error_type="invalid_json" if json_broken else "schema_violation",
         ) from None
+    if "event_id" not in event.model_fields_set:
+        raise RejectedInput(
+            f"{contract.__name__}: event_id is required, so a redelivery can be recognised",
+            error_type="schema_violation",
+        )
     check_event(event, settings, now)
     return event
 

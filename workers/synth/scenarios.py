@@ -110,7 +110,7 @@ def _fit_champion(gen: Generator, binary: bool, seed: int) -> Callable[[Row], fl
     return lambda row: float(min(max(reg.predict(np.array([_vector(row)]))[0], 0.0), 1.0))
 
 
-def _malformed(i: int, start: datetime) -> tuple[Kind, bytes]:
+def _malformed(i: int, start: datetime, event_id: str) -> tuple[Kind, bytes]:
     far_future = (start + timedelta(days=30)).isoformat()
     variants: list[tuple[Kind, bytes]] = [
         ("prediction", b"\x00\xffnot json at all"),
@@ -119,6 +119,7 @@ def _malformed(i: int, start: datetime) -> tuple[Kind, bytes]:
             "prediction",
             json.dumps(
                 {
+                    "event_id": event_id,
                     "prediction_id": f"bad-{i}",
                     "model": "no-such-model",
                     "model_version": "1",
@@ -130,14 +131,19 @@ def _malformed(i: int, start: datetime) -> tuple[Kind, bytes]:
         (
             "feedback",
             json.dumps(
-                {"prediction_id": f"bad-{i}", "label": 1.0, "given_at": far_future}
+                {
+                    "event_id": event_id,
+                    "prediction_id": f"bad-{i}",
+                    "label": 1.0,
+                    "given_at": far_future,
+                }
             ).encode(),
         ),
     ]
     return variants[i % len(variants)]
 
 
-def _event_id(spec: ScenarioSpec, i: int, kind: Kind) -> uuid.UUID:
+def _event_id(spec: ScenarioSpec, i: int, kind: str) -> uuid.UUID:
     # Reproducible for a run, distinct across runs: replays of one run dedupe, new runs don't.
     return uuid.uuid5(uuid.NAMESPACE_URL, f"outcomeloop:{spec.run_id}:{spec.name}:{i}:{kind}")
 
@@ -214,7 +220,7 @@ def build_schedule(spec: ScenarioSpec, start: datetime) -> list[Send]:
                 )
             )
         if rng.random() < spec.malformed_share:
-            kind, raw = _malformed(i, start)
+            kind, raw = _malformed(i, start, str(_event_id(spec, i, "malformed")))
             sends.append(Send(t, kind, None, raw))
     sends.sort(key=lambda s: s.at)
     return sends
