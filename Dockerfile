@@ -13,8 +13,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
-# Non-root runtime user. Its home is the working directory at run time: Faust creates its
-# data directory ("<app_id>-data") relative to the current directory.
+# Non-root runtime user. Its home, /var/lib/outcomeloop, is the only writable place the
+# worker needs: OL_DATA_DIR points there (the worker keeps Faust's data directory under it).
 RUN groupadd --system --gid 10001 outcomeloop \
     && useradd --system --uid 10001 --gid outcomeloop \
         --home-dir /var/lib/outcomeloop --create-home --shell /usr/sbin/nologin outcomeloop
@@ -38,9 +38,12 @@ COPY migrations ./migrations
 COPY config ./config
 RUN pip install --no-cache-dir -e .
 
-# Explicit too, so a different install layout cannot silently lose them.
+# The two paths are explicit too, so a different install layout cannot silently lose them.
+# The data directory must be writable by the runtime user, and the web server (metrics)
+# must listen beyond loopback to be reachable from outside the container.
 ENV OL_CONFIG_FILE=/app/config/defaults.toml \
     OL_MIGRATIONS_DIR=/app/migrations \
+    OL_DATA_DIR=/var/lib/outcomeloop \
     OL_WORKER__WEB_HOST=0.0.0.0 \
     OL_WORKER__WEB_PORT=6066
 

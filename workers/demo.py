@@ -28,19 +28,19 @@ console = Console()
 
 def _progress_table(counts: dict[str, int], sent: int, total: int, elapsed: float) -> Table:
     table = Table(title=f"Outcome Loop demo, {elapsed:5.1f}s", title_justify="left")
-    columns = {
-        "sent": f"{sent}/{total}",
-        "predictions": counts.get("predictions", 0),
-        "outcomes": counts.get("outcomes", 0),
-        "feedback": counts.get("feedback", 0),
-        "matured": counts.get("labeled", 0),
-        "pending": counts.get("pending", 0),
-        "dropped": counts.get("dropped", 0),
-        "DLQ": counts.get("dead_letters", 0),
-    }
-    for name in columns:
-        table.add_column(name, justify="right", no_wrap=True)
-    table.add_row(*(str(v) for v in columns.values()))
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("messages sent", f"{sent} / {total}")
+    for label, key in (
+        ("predictions stored", "predictions"),
+        ("outcomes stored", "outcomes"),
+        ("feedback stored", "feedback"),
+        ("matured with a label", "labeled"),
+        ("pending", "pending"),
+        ("dropped at horizon", "dropped"),
+        ("dead-lettered", "dead_letters"),
+    ):
+        table.add_row(label, str(counts.get(key, 0)))
     return table
 
 
