@@ -18,17 +18,22 @@ from schemas.commands import (
     command_adapter,
 )
 from schemas.events import FeedbackGiven, IngestEvent, OutcomeObserved, PredictionMade
+from schemas.monitoring import DriftDetected, LagMeasured, PartitionLag, QualityAlertRaised
 
 __all__ = [
     "ApproveVersion",
     "Command",
     "ControlCommand",
+    "DriftDetected",
     "FeedbackGiven",
     "IngestEvent",
+    "LagMeasured",
     "Message",
     "OutcomeObserved",
+    "PartitionLag",
     "PauseModel",
     "PredictionMade",
+    "QualityAlertRaised",
     "RejectVersion",
     "ResumeModel",
     "RetrainModel",

@@ -9,10 +9,13 @@ from pydantic import BaseModel
 
 from schemas import (
     ApproveVersion,
+    DriftDetected,
     FeedbackGiven,
+    LagMeasured,
     OutcomeObserved,
     PauseModel,
     PredictionMade,
+    QualityAlertRaised,
     RejectVersion,
     ResumeModel,
     RetrainModel,
@@ -30,6 +33,9 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     RollbackModel,
     PauseModel,
     ResumeModel,
+    DriftDetected,
+    QualityAlertRaised,
+    LagMeasured,
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -78,6 +78,68 @@ class TimeConfig(_Frozen):
     max_outcome_before_prediction_seconds: float = Field(60.0, ge=0)
 
 
+NumericMethod = Literal["ks", "psi", "wasserstein"]
+CategoricalMethod = Literal["chi2", "jensen_shannon", "psi"]
+
+
+class DriftConfig(_Frozen):
+    """How input and output drift is judged. Thresholds account for sample size: p-value
+    tests get stricter evidence from more rows, distances are compared above the level
+    that sampling noise alone produces for the two sample sizes."""
+
+    numeric_method: NumericMethod = "ks"
+    categorical_method: CategoricalMethod = "chi2"
+    prediction_method: NumericMethod = "ks"
+    alpha: float = Field(0.001, gt=0, lt=1, description="p-value below which a test may fire")
+    min_effect: float = Field(
+        0.1, ge=0, description="KS statistic or Cramér's V below which a test never fires"
+    )
+    psi_threshold: float = Field(0.2, gt=0)
+    js_threshold: float = Field(0.1, gt=0, description="Jensen-Shannon distance (base 2)")
+    wasserstein_threshold: float = Field(
+        0.25, gt=0, description="in units of the reference standard deviation"
+    )
+    bins: int = Field(10, ge=2, description="quantile bins for PSI on numbers")
+    min_samples: int = Field(100, ge=2, description="fewer rows on either side: no verdict")
+    reference_size: int = Field(1000, ge=2, description="first predictions of a version")
+    window_size: int = Field(1000, ge=2, description="latest predictions compared")
+    clear_after: int = Field(
+        3, ge=1, description="evaluations below threshold that end a drift episode"
+    )
+
+
+class AlertRule(_Frozen):
+    """A rolling metric past a bound, e.g. MAE above 0.02 over the last 500 examples."""
+
+    metric: str
+    window: str = Field(..., description="a configured window name, e.g. last_500 or 7d")
+    above: float | None = None
+    below: float | None = None
+
+    @field_validator("below")
+    @classmethod
+    def _one_bound(cls, below: float | None, info: Any) -> float | None:
+        above = info.data.get("above")
+        if (above is None) == (below is None):
+            raise ValueError("an alert rule needs exactly one of 'above' or 'below'")
+        return below
+
+    def breached(self, value: float) -> bool:
+        if self.above is not None:
+            return value > self.above
+        assert self.below is not None
+        return value < self.below
+
+
+class MonitorConfig(_Frozen):
+    count_windows: tuple[int, ...] = (500,)
+    time_windows_seconds: tuple[float, ...] = (3600.0,)
+    segments: tuple[str, ...] = Field((), description="features whose values get their own rows")
+    alerts: tuple[AlertRule, ...] = ()
+    drift: DriftConfig = DriftConfig()
+    error_detector: Literal["adwin", "page_hinkley", "none"] = "adwin"
+
+
 class ModelConfig(_Frozen):
     task: Literal["regression", "binary"] = "regression"
     horizon_seconds: float = Field(..., gt=0, description="how long an outcome may take to arrive")
@@ -85,6 +147,7 @@ class ModelConfig(_Frozen):
     no_outcome_label: float = 0.0
     label_precedence: tuple[LabelSource, ...] = ("feedback", "outcome")
     features: tuple[str, ...] = ()
+    monitor: MonitorConfig = MonitorConfig()
 
     @field_validator("label_precedence")
     @classmethod
