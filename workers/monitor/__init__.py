@@ -1,0 +1,1 @@
+"""Monitoring: rolling quality, drift and lag."""

@@ -1,0 +1,128 @@
+"""Rolling quality of one model version, with River's metrics. Pure: no I/O.
+
+Count windows (`last_500`) use ``utils.Rolling``; time windows (`1h`) use
+``utils.TimeRolling`` keyed on when the example matured. A time window keeps its
+examples in memory, so on high-volume streams prefer count windows or short periods.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from river import metrics, stats, utils
+
+Task = Literal["regression", "binary"]
+DECISION_THRESHOLD = 0.5
+
+# metric name -> (River class, what it is fed). "bias" is the mean signed error.
+_REGRESSION: dict[str, tuple[Callable[[], Any], str]] = {
+    "mae": (metrics.MAE, "value"),
+    "rmse": (metrics.RMSE, "value"),
+    "bias": (stats.Mean, "error"),
+}
+_BINARY: dict[str, tuple[Callable[[], Any], str]] = {
+    "accuracy": (metrics.Accuracy, "class"),
+    "precision": (metrics.Precision, "class"),
+    "recall": (metrics.Recall, "class"),
+    "f1": (metrics.F1, "class"),
+    "log_loss": (metrics.LogLoss, "proba"),
+    "roc_auc": (metrics.ROCAUC, "proba"),
+}
+
+
+def metric_names(task: Task) -> list[str]:
+    return list(_REGRESSION if task == "regression" else _BINARY)
+
+
+def count_window_name(size: int) -> str:
+    return f"last_{size}"
+
+
+def time_window_name(seconds: float) -> str:
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= span and seconds % span == 0:
+            return f"{int(seconds // span)}{unit}"
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """A matured example as the monitor sees it."""
+
+    seq: int
+    model: str
+    version: str
+    prediction: float
+    label: float
+    matured_at: dt.datetime
+    features: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Window:
+    name: str
+    metrics: dict[str, Any]
+    n: Any  # a rolling count, so every window reports how many examples it holds
+
+
+class QualityTracker:
+    """Every configured window × every metric of the task, for one key."""
+
+    def __init__(
+        self, task: Task, count_windows: Iterable[int], time_windows_seconds: Iterable[float]
+    ) -> None:
+        self.task = task
+        spec = _REGRESSION if task == "regression" else _BINARY
+        self._feeds = {name: feed for name, (_, feed) in spec.items()}
+        self.windows: list[_Window] = []
+        for size in count_windows:
+            self.windows.append(
+                _Window(
+                    count_window_name(size),
+                    {n: utils.Rolling(cls, window_size=size) for n, (cls, _) in spec.items()},
+                    utils.Rolling(stats.Sum, window_size=size),
+                )
+            )
+        for seconds in time_windows_seconds:
+            period = dt.timedelta(seconds=seconds)
+            self.windows.append(
+                _Window(
+                    time_window_name(seconds),
+                    {n: utils.TimeRolling(cls, period=period) for n, (cls, _) in spec.items()},
+                    utils.TimeRolling(stats.Sum, period=period),
+                )
+            )
+        self.total = 0
+
+    def _args(self, feed: str, prediction: float, label: float) -> tuple[Any, ...]:
+        if feed == "value":
+            return (label, prediction)
+        if feed == "error":
+            return (prediction - label,)
+        positive = label >= DECISION_THRESHOLD
+        if feed == "class":
+            return (positive, prediction >= DECISION_THRESHOLD)
+        return (positive, min(max(prediction, 1e-15), 1 - 1e-15))
+
+    def update(self, prediction: float, label: float, at: dt.datetime) -> None:
+        self.total += 1
+        if at.tzinfo is not None:  # River's TimeRolling compares against a naive datetime
+            at = at.astimezone(dt.UTC).replace(tzinfo=None)
+        for w in self.windows:
+            kw = {} if w.name.startswith("last_") else {"t": at}
+            w.n.update(1, **kw)
+            for name, metric in w.metrics.items():
+                metric.update(*self._args(self._feeds[name], prediction, label), **kw)
+
+    def snapshot(self) -> dict[str, tuple[dict[str, float], int]]:
+        """window -> ({metric: value}, n)."""
+        out: dict[str, tuple[dict[str, float], int]] = {}
+        for w in self.windows:
+            n = int(w.n.get())
+            if n == 0:
+                continue
+            out[w.name] = ({name: float(m.get()) for name, m in w.metrics.items()}, n)
+        return out
