@@ -16,7 +16,9 @@ class DriftDetected(Message):
     model: Identifier
     model_version: Identifier
     feature: Identifier = Field(..., description="a feature name, __prediction__ or __error__")
-    method: Identifier = Field(..., description="ks, psi, wasserstein, chi2, jensen_shannon, adwin…")
+    method: Identifier = Field(
+        ..., description="ks, psi, wasserstein, chi2, jensen_shannon, adwin…"
+    )
     statistic: float
     p_value: float | None = None
     threshold: float = Field(..., description="effective threshold for these sample sizes")

@@ -57,6 +57,62 @@ def _cmd_infra(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve(settings: Settings, *, kafka: bool, database: bool) -> Settings:
+    """Fill missing addresses from a running `outcomeloop infra up`, or say what to do."""
+    from pydantic import SecretStr
+
+    from workers.infra.embedded import read_state
+
+    missing_kafka = kafka and settings.kafka_bootstrap is None
+    missing_db = database and settings.database_url is None
+    if not (missing_kafka or missing_db):
+        return settings
+    running = read_state(settings)
+    if running is None:
+        need = " and ".join(
+            n
+            for n, m in (("OL_KAFKA_BOOTSTRAP", missing_kafka), ("OL_DATABASE_URL", missing_db))
+            if m
+        )
+        raise OutcomeLoopError(f"set {need}, or start the embedded infra: `outcomeloop infra up`")
+    update: dict[str, object] = {}
+    if missing_kafka:
+        update["kafka_bootstrap"] = running.kafka_bootstrap
+    if missing_db:
+        update["database_url"] = SecretStr(running.database_url)
+    return settings.model_copy(update=update)
+
+
+def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from workers.monitor.report import fetch_summary, render_summary
+
+    settings = _resolve(settings, kafka=False, database=True)
+    body = asyncio.run(fetch_summary(settings))
+    if args.json:
+        print(json.dumps(body, indent=2, default=str))
+    else:
+        render_summary(body)
+    return 0
+
+
+def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.monitor.tail import tail
+
+    settings = _resolve(settings, kafka=True, database=False)
+    asyncio.run(
+        tail(
+            settings,
+            args.what,
+            from_beginning=args.from_beginning,
+            limit=args.max,
+            idle_seconds=args.idle,
+        )
+    )
+    return 0
+
+
 def _spec(args: argparse.Namespace, run_id: str) -> ScenarioSpec:
     return ScenarioSpec(
         name=args.scenario,
@@ -74,16 +130,9 @@ def _cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
-    from workers.infra.embedded import read_state
     from workers.synth.run import run_scenario
 
-    if settings.kafka_bootstrap is None:
-        running = read_state(settings)
-        if running is None:
-            raise OutcomeLoopError(
-                "no broker: set OL_KAFKA_BOOTSTRAP or start one with `outcomeloop infra up`"
-            )
-        settings = settings.model_copy(update={"kafka_bootstrap": running.kafka_bootstrap})
+    settings = _resolve(settings, kafka=True, database=False)
     spec = _spec(args, run_id=args.run_id or uuid.uuid4().hex[:8])
     with Progress() as progress:
         task = progress.add_task(f"producing {spec.name} ({spec.run_id})", total=None)
@@ -124,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     produce = sub.add_parser("produce", help="send a synthetic scenario to the topics")
     _add_scenario_args(produce, count=2000, rate=100.0)
     produce.add_argument("--run-id", help="prefix of prediction ids (default: random)")
+    status = sub.add_parser("status", help="per model: rolling quality, drift, pending")
+    status.add_argument("--json", action="store_true", help="print the /status JSON instead")
+    tail = sub.add_parser("tail", help="follow the drift or lag topic, readably")
+    tail.add_argument("what", choices=("drift", "lag"))
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--max", type=int, help="stop after this many messages")
+    tail.add_argument("--idle", type=float, help="stop after this many seconds without one")
     demo = sub.add_parser("demo", help="run the whole loop on embedded infra and summarise")
     _add_scenario_args(demo, count=4000, rate=100.0)
     demo.add_argument("--timeout", type=float, default=150.0, help="seconds before giving up")
@@ -135,6 +191,8 @@ COMMANDS = {
     "migrate": _cmd_migrate,
     "infra": _cmd_infra,
     "produce": _cmd_produce,
+    "status": _cmd_status,
+    "tail": _cmd_tail,
     "demo": _cmd_demo,
 }
 

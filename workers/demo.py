@@ -6,19 +6,22 @@ import asyncio
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import asyncpg
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from schemas.base import utc_now
-from workers.db.pool import create_pool
+from workers.db.pool import Conn, create_pool
 from workers.infra.embedded import ensure_infra
 from workers.infra.net import free_port
 from workers.ingest import sql
-from workers.settings import Settings, child_env
+from workers.monitor import sql as monitor_sql
+from workers.settings import METRICS_BY_TASK, Settings, child_env, count_window_name
 from workers.synth.run import run_scenario
 from workers.synth.spec import ScenarioSpec
 from workers.worker import prepare
@@ -26,7 +29,30 @@ from workers.worker import prepare
 console = Console()
 
 
-def _progress_table(counts: dict[str, int], sent: int, total: int, elapsed: float) -> Table:
+@dataclass
+class _Watch:
+    """What the live display shows of the monitor."""
+
+    model: str
+    window: str
+    metric: str
+    value: float | None = None
+    alerts: int = 0
+    drift: list[str] = field(default_factory=list)
+
+    async def refresh(self, conn: Conn, since: datetime) -> None:
+        series = await monitor_sql.metric_series(conn, self.model, self.window, self.metric, since)
+        if series:
+            self.value = series[-1]["value"]
+        self.alerts = sum(1 for r in series if r["reason"] == "alert")
+        self.drift = [
+            f"{r['feature']} ({r['method']})" for r in await monitor_sql.episodes_since(conn, since)
+        ]
+
+
+def _progress_table(
+    counts: dict[str, int], sent: int, total: int, elapsed: float, watch: _Watch
+) -> Table:
     table = Table(title=f"Outcome Loop demo, {elapsed:5.1f}s", title_justify="left")
     table.add_column("")
     table.add_column("count", justify="right")
@@ -41,6 +67,10 @@ def _progress_table(counts: dict[str, int], sent: int, total: int, elapsed: floa
         ("dead-lettered", "dead_letters"),
     ):
         table.add_row(label, str(counts.get(key, 0)))
+    value = "-" if watch.value is None else f"{watch.value:.4f}"
+    table.add_row(f"rolling {watch.metric.upper()} ({watch.window})", value)
+    table.add_row("quality alerts", str(watch.alerts))
+    table.add_row("drift alerts", ", ".join(watch.drift) or "none")
     return table
 
 
@@ -73,6 +103,13 @@ async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, time
     def on_progress(done: int, total: int) -> None:
         progress.update(sent=done, total=total)
 
+    cfg = settings.models[spec.name]
+    rule = cfg.monitor.alerts[0] if cfg.monitor.alerts else None
+    watch = _Watch(
+        spec.name,
+        rule.window if rule else count_window_name(cfg.monitor.count_windows[0]),
+        rule.metric if rule else METRICS_BY_TASK[cfg.task][0],
+    )
     began = time.monotonic()
     producer = asyncio.create_task(run_scenario(settings, spec, on_progress))
     settled = False
@@ -81,9 +118,10 @@ async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, time
             while time.monotonic() - began < timeout:
                 async with pool.acquire() as conn:
                     counts = await sql.run_counts(conn, spec.run_id, started)
+                    await watch.refresh(conn, started)
                 live.update(
                     _progress_table(
-                        counts, progress["sent"], progress["total"], time.monotonic() - began
+                        counts, progress["sent"], progress["total"], time.monotonic() - began, watch
                     )
                 )
                 if producer.done():
@@ -92,18 +130,25 @@ async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, time
                         settled = True
                         break
                 await asyncio.sleep(0.5)
-        await _summary(pool, spec, started)
+        await asyncio.sleep(settings.monitoring.snapshot_interval_seconds)  # a last snapshot
+        await _summary(pool, spec, started, watch)
     finally:
         producer.cancel()
         await pool.close()
     return settled
 
 
-async def _summary(pool: object, spec: ScenarioSpec, started: datetime) -> None:
-    async with pool.acquire() as conn:  # type: ignore[attr-defined]
+async def _summary(
+    pool: asyncpg.Pool, spec: ScenarioSpec, started: datetime, watch: _Watch
+) -> None:
+    async with pool.acquire() as conn:
         counts = await sql.run_counts(conn, spec.run_id, started)
         quality = await sql.run_quality(conn, spec.run_id, int(spec.drift_at * spec.count))
         dead = await sql.dead_letters_since(conn, started)
+        series = await monitor_sql.metric_series(
+            conn, watch.model, watch.window, watch.metric, started
+        )
+        episodes = await monitor_sql.episodes_since(conn, started)
     table = Table(title="Read back from PostgreSQL", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -132,6 +177,36 @@ async def _summary(pool: object, spec: ScenarioSpec, started: datetime) -> None:
                 f"{row['mae']:.4f}",
             )
         console.print(q)
+    if series:
+        t = Table(
+            title=f"Rolling {watch.metric.upper()} ({watch.window}) as the monitor recorded it",
+            title_justify="left",
+        )
+        t.add_column("at (s)", justify="right")
+        t.add_column(watch.metric.upper(), justify="right")
+        t.add_column("examples", justify="right")
+        t.add_column("")
+        step = max(len(series) // 12, 1)
+        shown = [r for i, r in enumerate(series) if i % step == 0 or r["reason"] == "alert"]
+        for r in shown:
+            at = (r["taken_at"] - started).total_seconds()
+            note = "[red]alert: crossed its bound" if r["reason"] == "alert" else ""
+            t.add_row(f"{at:.0f}", f"{r['value']:.4f}", str(r["n"]), note)
+        console.print(t)
+    if episodes:
+        e = Table(title="Drift episodes (one alert each)", title_justify="left")
+        for col in ("at (s)", "version", "feature", "method", "statistic", "threshold"):
+            e.add_column(col)
+        for r in episodes:
+            e.add_row(
+                f"{(r['computed_at'] - started).total_seconds():.0f}",
+                r["model_version"],
+                r["feature"],
+                r["method"],
+                f"{r['statistic']:.4f}",
+                f"{r['threshold']:.4f}",
+            )
+        console.print(e)
     if dead:
         d = Table(title="Dead letters by reason", title_justify="left")
         d.add_column("error type")
@@ -144,7 +219,8 @@ async def _summary(pool: object, spec: ScenarioSpec, started: datetime) -> None:
 
 def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
     run_id = f"demo{int(time.time())}"
-    spec = ScenarioSpec(**{**spec.__dict__, "run_id": run_id})
+    # A version of its own per run, so drift references and windows start fresh.
+    spec = ScenarioSpec(**{**spec.__dict__, "run_id": run_id, "version": f"v1-{run_id[4:]}"})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with ensure_infra(settings) as resolved:
         asyncio.run(prepare(resolved))

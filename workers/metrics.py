@@ -9,3 +9,15 @@ DEAD_LETTERS = Counter("ol_dead_letters_total", "Messages dead-lettered", ["topi
 MATURED = Counter("ol_examples_matured_total", "Predictions matured with a label", ["how"])
 BATCH_RETRIES = Counter("ol_batch_retries_total", "Batches retried after a transient failure")
 PENDING = Gauge("ol_pending_predictions", "Predictions waiting for an outcome or their horizon")
+ROLLING = Gauge(
+    "ol_rolling_metric",
+    "Rolling quality on matured examples",
+    ["model", "version", "window", "metric"],
+)
+DRIFT_ACTIVE = Gauge(
+    "ol_drift_active", "1 while a drift episode is open", ["model", "version", "feature"]
+)
+DRIFT_EPISODES = Counter("ol_drift_episodes_total", "Drift episodes started", ["model", "feature"])
+QUALITY_ALERTS = Counter("ol_quality_alerts_total", "Alert rules crossed", ["model", "metric"])
+CONSUMER_LAG = Gauge("ol_consumer_lag", "Messages not yet consumed", ["topic", "partition"])
+LABEL_DELAY = Gauge("ol_label_delay_seconds", "Outcome delay after prediction", ["quantile"])

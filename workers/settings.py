@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +76,23 @@ class WorkerConfig(_Frozen):
 class TimeConfig(_Frozen):
     max_future_skew_seconds: float = Field(300.0, ge=0)
     max_outcome_before_prediction_seconds: float = Field(60.0, ge=0)
+
+
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "regression": ("mae", "rmse", "bias"),
+    "binary": ("accuracy", "precision", "recall", "f1", "log_loss", "roc_auc"),
+}
+
+
+def count_window_name(size: int) -> str:
+    return f"last_{size}"
+
+
+def time_window_name(seconds: float) -> str:
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= span and seconds % span == 0:
+            return f"{int(seconds // span)}{unit}"
+    return f"{seconds:g}s"
 
 
 NumericMethod = Literal["ks", "psi", "wasserstein"]
@@ -156,9 +173,36 @@ class ModelConfig(_Frozen):
             raise ValueError("label_precedence must list 'feedback' and 'outcome' once each")
         return value
 
+    @model_validator(mode="after")
+    def _alerts_name_real_windows(self) -> ModelConfig:
+        m = self.monitor
+        windows = [count_window_name(n) for n in m.count_windows]
+        windows += [time_window_name(t) for t in m.time_windows_seconds]
+        metrics = METRICS_BY_TASK[self.task]
+        for rule in m.alerts:
+            if rule.window not in windows:
+                raise ValueError(f"alert window {rule.window!r} is not configured: {windows}")
+            if rule.metric not in metrics:
+                raise ValueError(f"alert metric {rule.metric!r} is not one of {list(metrics)}")
+        return self
+
     @property
     def feedback_wins(self) -> bool:
         return self.label_precedence[0] == "feedback"
+
+
+class MonitoringConfig(_Frozen):
+    """How often the leader's monitor runs; what each model watches is in its own table."""
+
+    snapshot_interval_seconds: float = Field(10.0, gt=0, description="quality rows cadence")
+    quality_interval_seconds: float = Field(1.0, gt=0, description="tailing matured examples")
+    drift_interval_seconds: float = Field(5.0, gt=0)
+    lag_interval_seconds: float = Field(10.0, gt=0)
+    lag_window_seconds: float = Field(3600.0, gt=0, description="recent span lag reports cover")
+    active_version_seconds: float = Field(
+        86400.0, gt=0, description="versions with predictions this recent are checked for drift"
+    )
+    tail_batch: int = Field(5000, ge=1)
 
 
 class Settings(BaseSettings):
@@ -184,6 +228,7 @@ class Settings(BaseSettings):
     topics: TopicsConfig = TopicsConfig()
     worker: WorkerConfig = WorkerConfig()
     time: TimeConfig = TimeConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
     @classmethod

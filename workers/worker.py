@@ -11,6 +11,8 @@ from workers.db.migrate import migrate
 from workers.db.pool import create_pool
 from workers.dlq import FaustDeadLetterSink
 from workers.ingest import agents as ingest_agents
+from workers.monitor import agents as monitor_agents
+from workers.publish import FaustPublisher
 from workers.runtime import Runtime
 from workers.settings import Settings
 from workers.topics import bytes_topic, ensure_topics
@@ -46,9 +48,9 @@ def run_worker(settings: Settings) -> NoReturn:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(prepare(settings))
     app = create_app(settings)
-    runtime = Runtime(
-        settings, FaustDeadLetterSink(bytes_topic(app, settings.topics.dlq, settings))
-    )
+    sink = FaustDeadLetterSink(bytes_topic(app, settings.topics.dlq, settings))
+    runtime = Runtime(settings, sink, FaustPublisher(app, settings))
     ingest_agents.register(app, runtime)
+    monitor_agents.register(app, runtime)
     worker = Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
     worker.execute_from_commandline()

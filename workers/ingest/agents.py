@@ -9,6 +9,7 @@ from typing import Any, cast
 import faust
 from faust.streams import Stream
 
+from schemas.base import utc_now
 from workers import metrics
 from workers.ingest.decode import RawMessage
 from workers.runtime import Runtime
@@ -56,6 +57,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             # Offsets are committed only for acked events: ack after the batch is durable.
             for e in events:
                 await stream.ack(e)
+            runtime.last_batch_at = utc_now()
             if result.dead:
                 log.warning("dead-lettered %d of %d messages", len(result.dead), len(raws))
 

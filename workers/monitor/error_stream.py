@@ -22,8 +22,9 @@ class ErrorShift:
 class ErrorStreamMonitor:
     """Feeds |prediction - label| to a detector; reports only rises in error.
 
-    ADWIN also fires when error falls (after a fix); those are not alerts. After an alert
-    the detector is left alone for ``cooldown`` examples, so one shift is one alert.
+    ADWIN also fires when error falls (after a fix); those are not alerts. An alert opens
+    an episode that stays open, silencing further rises, until the error comes back to
+    within ``recovery`` times the level it had before the alert: one shift, one alert.
 
     The detectors' bounds assume values in [0, 1], where a regression's errors (0.004 vs
     0.03 on a click rate) would look alike: errors are divided by a scale learned from
@@ -31,17 +32,17 @@ class ErrorStreamMonitor:
     """
 
     def __init__(
-        self, method: Detector, *, cooldown: int = 200, warmup: int = 100, scaled: bool = True
+        self, method: Detector, *, recovery: float = 1.25, warmup: int = 100, scaled: bool = True
     ) -> None:
         self.method = method
-        self.cooldown = cooldown
+        self.recovery = recovery
+        self._baseline: float | None = None  # set while an episode is open
         self.warmup = warmup
         self._scale: float | None = None if scaled else 1.0
         self._warm: list[float] = []
         self._detector: Any = self._make()
         self._mean = 0.0
         self._n = 0
-        self._quiet_until = 0
 
     def _make(self) -> Any:
         if self.method == "adwin":
@@ -73,10 +74,12 @@ class ErrorStreamMonitor:
         estimate = getattr(self._detector, "estimation", None)
         scaled = min(abs(error) / self._scale, 1.0)
         self._mean = float(estimate) if estimate is not None else before + (scaled - before) / 50
-        if not self._detector.drift_detected or self._n < self._quiet_until:
+        if self._baseline is not None and self._mean <= self._baseline * self.recovery:
+            self._baseline = None  # recovered: the episode is over
+        if not self._detector.drift_detected or self._baseline is not None:
             return None
         after = self._mean
         if self.method == "adwin" and after <= before:
             return None
-        self._quiet_until = self._n + self.cooldown
+        self._baseline = before
         return ErrorShift(self.method, before * self._scale, after * self._scale, self._n)

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from river import metrics, stats, utils
 
+from workers.settings import count_window_name, time_window_name
+
 Task = Literal["regression", "binary"]
 DECISION_THRESHOLD = 0.5
 
@@ -37,17 +39,6 @@ def metric_names(task: Task) -> list[str]:
     return list(_REGRESSION if task == "regression" else _BINARY)
 
 
-def count_window_name(size: int) -> str:
-    return f"last_{size}"
-
-
-def time_window_name(seconds: float) -> str:
-    for unit, span in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= span and seconds % span == 0:
-            return f"{int(seconds // span)}{unit}"
-    return f"{seconds:g}s"
-
-
 @dataclass(frozen=True, slots=True)
 class Example:
     """A matured example as the monitor sees it."""
@@ -69,7 +60,7 @@ class _Window:
 
 
 class QualityTracker:
-    """Every configured window × every metric of the task, for one key."""
+    """Every configured window times every metric of the task, for one key."""
 
     def __init__(
         self, task: Task, count_windows: Iterable[int], time_windows_seconds: Iterable[float]

@@ -167,7 +167,7 @@ def build_schedule(spec: ScenarioSpec, start: datetime) -> list[Send]:
             event_id=_event_id(spec, i, "prediction"),
             prediction_id=f"{spec.run_id}-{i}",
             model=spec.name,
-            model_version="v1",
+            model_version=spec.version,
             entity_id=f"{spec.run_id}-u{int(rng.integers(n_entities))}" if binary else None,
             features=row,
             prediction=round(champion(row), 6),

@@ -19,3 +19,4 @@ class ScenarioSpec:
     late_prediction_share: float = 0.05
     mean_outcome_delay: float = 3.0
     run_id: str = "run"
+    version: str = "v1"  # the champion's version the predictions are stamped with

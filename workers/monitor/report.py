@@ -1,0 +1,67 @@
+"""`outcomeloop status`: the /status summary as tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from schemas.base import utc_now
+from workers.db.pool import create_pool
+from workers.monitor.status import summary
+from workers.settings import Settings
+
+
+async def fetch_summary(settings: Settings) -> dict[str, Any]:
+    pool = await create_pool(settings, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await summary(conn, utc_now())
+    finally:
+        await pool.close()
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def render_summary(body: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    if not body["models"]:
+        console.print("no predictions yet")
+    for model, m in sorted(body["models"].items()):
+        console.print(
+            f"[bold]{model}[/bold]: {m['predictions']} predictions, {m['labeled']} labeled, "
+            f"{m['pending']} pending"
+        )
+        for version, v in sorted(m["versions"].items()):
+            metrics = sorted({k for w in v["quality"].values() for k in w if k not in ("n", "at")})
+            if metrics:
+                q = Table(title=f"{model} {version}: rolling quality", title_justify="left")
+                q.add_column("window")
+                q.add_column("n", justify="right")
+                for name in metrics:
+                    q.add_column(name, justify="right")
+                for window, values in sorted(v["quality"].items()):
+                    q.add_row(window, str(values["n"]), *(_fmt(values.get(k)) for k in metrics))
+                console.print(q)
+            if v["drift"]:
+                d = Table(title=f"{model} {version}: drift (latest check)", title_justify="left")
+                for col in ("feature", "method", "statistic", "threshold", "p", "n", "drifting"):
+                    d.add_column(col)
+                for feature, r in sorted(v["drift"].items()):
+                    d.add_row(
+                        feature,
+                        r["method"],
+                        _fmt(r["statistic"]),
+                        _fmt(r["threshold"]),
+                        _fmt(r["p_value"]),
+                        str(r["n_current"]),
+                        "[red]yes" if r["drifted"] else "no",
+                    )
+                console.print(d)

@@ -1,0 +1,303 @@
+"""The monitor: rolling quality, drift and lag, run by the leader on timers.
+
+It tails matured examples from PostgreSQL by their sequence number, so it never depends
+on which worker matured them, and rebuilds its windows from PostgreSQL after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from schemas import DriftDetected, LagMeasured, QualityAlertRaised
+from schemas.base import utc_now
+from workers import metrics
+from workers.monitor import sql
+from workers.monitor.drift import DriftEvaluator
+from workers.monitor.episodes import EpisodeTracker
+from workers.monitor.error_stream import ErrorStreamMonitor
+from workers.monitor.quality import Example, QualityTracker
+from workers.monitor.sql import DriftRow, SnapshotRow
+from workers.publish import EventPublisher
+from workers.settings import ModelConfig, Settings
+
+log = logging.getLogger(__name__)
+ALL = ""  # the segment of all traffic
+
+
+@dataclass
+class _Version:
+    """Monitoring state of one model version."""
+
+    trackers: dict[str, QualityTracker] = field(default_factory=dict)  # segment -> tracker
+    errors: ErrorStreamMonitor | None = None
+    dirty: set[str] = field(default_factory=set)
+
+
+class MonitorService:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        publisher: EventPublisher,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.publisher = publisher
+        self.clock = clock
+        self.models = settings.models
+        self._versions: dict[tuple[str, str], _Version] = {}
+        self._seq = 0
+        self._warm = False
+        self._alerts = EpisodeTracker(clear_after=1)
+        self._last_snapshot: datetime | None = None
+        self.drift = DriftEvaluator(settings, pool, publisher, clock)
+
+    # -- quality ---------------------------------------------------------------------
+
+    def _with_features(self) -> bool:
+        return any(m.monitor.segments for m in self.models.values())
+
+    def _state(self, model: str, version: str) -> _Version:
+        key = (model, version)
+        state = self._versions.get(key)
+        if state is None:
+            cfg = self.models[model]
+            state = self._versions[key] = _Version(
+                errors=ErrorStreamMonitor(cfg.monitor.error_detector)
+            )
+        return state
+
+    def _tracker(self, cfg: ModelConfig, state: _Version, segment: str) -> QualityTracker:
+        tracker = state.trackers.get(segment)
+        if tracker is None:
+            m = cfg.monitor
+            tracker = state.trackers[segment] = QualityTracker(
+                cfg.task, m.count_windows, m.time_windows_seconds
+            )
+        return tracker
+
+    async def _warm_start(self) -> None:
+        """Refill the windows from PostgreSQL; alerts stay quiet for history."""
+        now = self.clock()
+        longest_count = max(
+            (max(m.monitor.count_windows, default=0) for m in self.models.values()), default=0
+        )
+        longest_time = max(
+            (max(m.monitor.time_windows_seconds, default=0.0) for m in self.models.values()),
+            default=0.0,
+        )
+        async with self.pool.acquire() as conn:
+            self._seq = await sql.max_seq(conn)
+            rows = await sql.warm_start(
+                conn,
+                sorted(self.models),
+                longest_count,
+                now - timedelta(seconds=longest_time),
+                self._with_features(),
+            )
+        for row in rows:
+            self._feed(_example(row), alerting=False)
+        self._warm = True
+        log.info("monitor warmed up from %d stored examples (seq %d)", len(rows), self._seq)
+
+    def _feed(self, ex: Example, *, alerting: bool) -> list[DriftDetected]:
+        cfg = self.models.get(ex.model)
+        if cfg is None:
+            return []
+        state = self._state(ex.model, ex.version)
+        segments = [ALL] + [
+            f"{name}={ex.features[name]}" for name in cfg.monitor.segments if name in ex.features
+        ]
+        for segment in segments:
+            self._tracker(cfg, state, segment).update(ex.prediction, ex.label, ex.matured_at)
+            state.dirty.add(segment)
+        shift = state.errors.update(ex.prediction - ex.label) if state.errors else None
+        if shift is None or not alerting:
+            return []
+        return [
+            DriftDetected(
+                model=ex.model,
+                model_version=ex.version,
+                feature="__error__",
+                method=shift.method,
+                statistic=shift.mean_after,
+                threshold=shift.mean_before,
+                n_reference=shift.n_seen,
+                n_current=1,
+                window_end=ex.matured_at,
+            )
+        ]
+
+    async def tick_quality(self) -> int:
+        """Feed newly matured examples; snapshot on cadence and on alert. Returns how many."""
+        if not self._warm:
+            await self._warm_start()
+        now = self.clock()
+        fed = 0
+        error_alerts: list[DriftDetected] = []
+        batch = self.settings.monitoring.tail_batch
+        while True:
+            async with self.pool.acquire() as conn:
+                rows = await sql.tail_examples(conn, self._seq, batch, self._with_features())
+            for row in rows:
+                error_alerts += self._feed(_example(row), alerting=True)
+            if rows:
+                self._seq = rows[-1]["matured_seq"]
+            fed += len(rows)
+            if len(rows) < batch:
+                break
+        snapshots, alerts = self._check_alerts(now)
+        cadence = self.settings.monitoring.snapshot_interval_seconds
+        if self._last_snapshot is None or (now - self._last_snapshot).total_seconds() >= cadence:
+            snapshots += self._cadence_snapshots(now)
+            self._last_snapshot = now
+        drift_rows = [_error_row(a) for a in error_alerts]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await sql.insert_snapshots(conn, snapshots)
+            await sql.insert_drift_stats(conn, drift_rows)
+        for alert in alerts:
+            await self.publisher.publish(self.settings.topics.drift, alert, key=alert.model)
+        for shift in error_alerts:
+            log.warning("error stream of %s %s rose: %s", shift.model, shift.model_version, shift)
+            await self.publisher.publish(self.settings.topics.drift, shift, key=shift.model)
+        return fed
+
+    def _check_alerts(self, now: datetime) -> tuple[list[SnapshotRow], list[QualityAlertRaised]]:
+        rows: list[SnapshotRow] = []
+        alerts: list[QualityAlertRaised] = []
+        for (model, version), state in self._versions.items():
+            rules = self.models[model].monitor.alerts
+            tracker = state.trackers.get(ALL)
+            if not rules or tracker is None:
+                continue
+            snap = tracker.snapshot()
+            for rule in rules:
+                if rule.window not in snap or rule.metric not in snap[rule.window][0]:
+                    continue
+                values, n = snap[rule.window]
+                value = values[rule.metric]
+                key = (model, version, rule.metric, rule.window)
+                if self._alerts.observe(key, rule.breached(value)):
+                    bound = rule.above if rule.above is not None else rule.below
+                    assert bound is not None
+                    alerts.append(
+                        QualityAlertRaised(
+                            model=model,
+                            model_version=version,
+                            metric=rule.metric,
+                            window=rule.window,
+                            value=value,
+                            bound=bound,
+                            direction="above" if rule.above is not None else "below",
+                            n=n,
+                            raised_at=now,
+                        )
+                    )
+                    rows += [
+                        SnapshotRow(model, version, ALL, rule.window, m, v, n, "alert", now)
+                        for m, v in values.items()
+                    ]
+                    log.warning(
+                        "%s %s: %s %s = %.4f crossed %s",
+                        model,
+                        version,
+                        rule.window,
+                        rule.metric,
+                        value,
+                        bound,
+                    )
+        return rows, alerts
+
+    def _cadence_snapshots(self, now: datetime) -> list[SnapshotRow]:
+        rows: list[SnapshotRow] = []
+        for (model, version), state in self._versions.items():
+            for segment in sorted(state.dirty):
+                for window, (values, n) in state.trackers[segment].snapshot().items():
+                    for metric, value in values.items():
+                        rows.append(
+                            SnapshotRow(
+                                model, version, segment, window, metric, value, n, "cadence", now
+                            )
+                        )
+                        if segment == ALL:
+                            metrics.ROLLING.labels(model, version, window, metric).set(value)
+            state.dirty.clear()
+        return rows
+
+    def alerting(self) -> list[tuple[str, ...]]:
+        return self._alerts.active_keys()
+
+    # -- lag -------------------------------------------------------------------------
+
+    async def lag_report(self, partitions: list[Any]) -> LagMeasured:
+        now = self.clock()
+        span = self.settings.monitoring.lag_window_seconds
+        since = now - timedelta(seconds=span)
+        async with self.pool.acquire() as conn:
+            delays = await sql.label_delays(conn, since)
+            done = await sql.completeness(conn, since)
+            pending_total, oldest = await sql.pending(conn)
+        total = done["total"]
+        report = LagMeasured(
+            consumer_group=self.settings.app_id,
+            partitions=partitions,
+            label_delay_p50_seconds=delays[0] if delays else None,
+            label_delay_p90_seconds=delays[1] if delays else None,
+            label_delay_p99_seconds=delays[2] if delays else None,
+            window_seconds=span,
+            predictions_in_window=total,
+            share_with_outcome=done["with_outcome"] / total if total else None,
+            share_no_outcome=done["no_outcome"] / total if total else None,
+            share_pending=done["pending"] / total if total else None,
+            oldest_pending_at=oldest,
+            pending_total=pending_total,
+            measured_at=now,
+        )
+        metrics.PENDING.set(pending_total)
+        if delays:
+            for q, v in zip(("0.5", "0.9", "0.99"), delays, strict=True):
+                metrics.LABEL_DELAY.labels(q).set(v)
+        for p in partitions:
+            if p.lag is not None:
+                metrics.CONSUMER_LAG.labels(p.topic, str(p.partition)).set(p.lag)
+        await self.publisher.publish(self.settings.topics.lag, report, key=self.settings.app_id)
+        return report
+
+
+def _example(row: asyncpg.Record) -> Example:
+    return Example(
+        seq=row["matured_seq"],
+        model=row["model"],
+        version=row["model_version"],
+        prediction=row["prediction"],
+        label=row["label"],
+        matured_at=row["matured_at"],
+        features=row["features"] or {},
+    )
+
+
+def _error_row(alert: DriftDetected) -> DriftRow:
+    return DriftRow(
+        model=alert.model,
+        version=alert.model_version,
+        feature=alert.feature,
+        method=alert.method,
+        statistic=alert.statistic,
+        p_value=None,
+        threshold=alert.threshold,
+        drifted=True,
+        episode_start=True,
+        n_reference=alert.n_reference,
+        n_current=alert.n_current,
+        window_start=None,
+        window_end=alert.window_end,
+        note="mean absolute error rose from threshold to statistic",
+        computed_at=alert.detected_at,
+    )

@@ -1,0 +1,251 @@
+"""All SQL of the monitoring domain."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from workers.db.pool import Conn
+
+TAIL_EXAMPLES = """
+SELECT matured_seq, model, model_version, prediction, label, matured_at,
+       CASE WHEN $3 THEN features END AS features
+FROM labeled_examples
+WHERE matured_seq > $1
+ORDER BY matured_seq
+LIMIT $2
+"""
+
+# The history a fresh monitor needs to fill its windows: per version, the last `$2`
+# examples, and every example that matured after `$3`.
+WARM_START = """
+SELECT matured_seq, model, model_version, prediction, label, matured_at,
+       CASE WHEN $4 THEN features END AS features
+FROM (
+    SELECT le.*, row_number() OVER (
+               PARTITION BY model, model_version ORDER BY matured_seq DESC) AS rn
+    FROM labeled_examples le
+    WHERE model = ANY($1::text[])
+) recent
+WHERE rn <= $2 OR matured_at >= $3
+ORDER BY matured_seq
+"""
+
+MAX_SEQ = "SELECT coalesce(max(matured_seq), 0) FROM labeled_examples"
+
+INSERT_SNAPSHOTS = """
+INSERT INTO quality_snapshots (model, model_version, segment, window_name, metric, value, n,
+                               reason, taken_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::float8[], $7::int[], $8::text[], $9::timestamptz[])
+"""
+
+ACTIVE_VERSIONS = """
+SELECT model, model_version, count(*) AS n
+FROM predictions
+WHERE model = ANY($1::text[]) AND predicted_at >= $2
+GROUP BY model, model_version
+"""
+
+REFERENCE_ROWS = """
+SELECT features, prediction, predicted_at FROM predictions
+WHERE model = $1 AND model_version = $2
+ORDER BY predicted_at, prediction_id
+LIMIT $3
+"""
+
+CURRENT_ROWS = """
+SELECT features, prediction, predicted_at FROM predictions
+WHERE model = $1 AND model_version = $2 AND predicted_at > $3
+ORDER BY predicted_at DESC, prediction_id DESC
+LIMIT $4
+"""
+
+INSERT_DRIFT_STATS = """
+INSERT INTO drift_stats (model, model_version, feature, method, statistic, p_value, threshold,
+                         drifted, episode_start, n_reference, n_current, window_start,
+                         window_end, note, computed_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[],
+                     $6::float8[], $7::float8[], $8::bool[], $9::bool[], $10::int[],
+                     $11::int[], $12::timestamptz[], $13::timestamptz[], $14::text[],
+                     $15::timestamptz[])
+"""
+
+LABEL_DELAYS = """
+SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM labeled_at - predicted_at)) AS q
+FROM labeled_examples
+WHERE matured_at >= $1 AND label_source IN ('outcome', 'feedback')
+"""
+
+COMPLETENESS = """
+SELECT count(*) AS total,
+       count(*) FILTER (WHERE resolution IN ('outcome', 'feedback')) AS with_outcome,
+       count(*) FILTER (WHERE resolution IN ('no_outcome', 'dropped')) AS no_outcome,
+       count(*) FILTER (WHERE matured_at IS NULL) AS pending
+FROM predictions
+WHERE predicted_at >= $1
+"""
+
+PENDING = """
+SELECT count(*) AS n, min(predicted_at) AS oldest FROM predictions WHERE matured_at IS NULL
+"""
+
+LATEST_QUALITY = """
+SELECT DISTINCT ON (model, model_version, segment, window_name, metric)
+       model, model_version, segment, window_name, metric, value, n, taken_at
+FROM quality_snapshots
+WHERE taken_at >= $1
+ORDER BY model, model_version, segment, window_name, metric, taken_at DESC
+"""
+
+LATEST_DRIFT = """
+SELECT DISTINCT ON (model, model_version, feature)
+       model, model_version, feature, method, statistic, p_value, threshold, drifted,
+       n_reference, n_current, computed_at
+FROM drift_stats
+WHERE computed_at >= $1
+ORDER BY model, model_version, feature, computed_at DESC
+"""
+
+EPISODES_SINCE = """
+SELECT model, model_version, feature, method, statistic, threshold, computed_at
+FROM drift_stats WHERE episode_start AND computed_at >= $1
+ORDER BY computed_at
+"""
+
+METRIC_SERIES = """
+SELECT taken_at, value, n, reason FROM quality_snapshots
+WHERE model = $1 AND segment = '' AND window_name = $2 AND metric = $3 AND taken_at >= $4
+ORDER BY taken_at
+"""
+
+PENDING_BY_MODEL = """
+SELECT model, count(*) FILTER (WHERE matured_at IS NULL) AS pending, count(*) AS predictions,
+       count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled
+FROM predictions GROUP BY model
+"""
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    model: str
+    version: str
+    segment: str
+    window: str
+    metric: str
+    value: float | None
+    n: int
+    reason: str
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    model: str
+    version: str
+    feature: str
+    method: str
+    statistic: float | None
+    p_value: float | None
+    threshold: float
+    drifted: bool
+    episode_start: bool
+    n_reference: int
+    n_current: int
+    window_start: datetime | None
+    window_end: datetime | None
+    note: str
+    computed_at: datetime
+
+
+async def tail_examples(
+    conn: Conn, after_seq: int, limit: int, with_features: bool
+) -> list[asyncpg.Record]:
+    return await conn.fetch(TAIL_EXAMPLES, after_seq, limit, with_features)
+
+
+async def warm_start(
+    conn: Conn, models: Sequence[str], last_n: int, since: datetime, with_features: bool
+) -> list[asyncpg.Record]:
+    return await conn.fetch(WARM_START, list(models), last_n, since, with_features)
+
+
+async def max_seq(conn: Conn) -> int:
+    return int(await conn.fetchval(MAX_SEQ))
+
+
+async def insert_snapshots(conn: Conn, rows: Sequence[SnapshotRow]) -> None:
+    if rows:
+        await conn.execute(INSERT_SNAPSHOTS, *_columns(rows, SnapshotRow))
+
+
+async def active_versions(
+    conn: Conn, models: Sequence[str], since: datetime
+) -> list[asyncpg.Record]:
+    return await conn.fetch(ACTIVE_VERSIONS, list(models), since)
+
+
+async def reference_rows(conn: Conn, model: str, version: str, n: int) -> list[asyncpg.Record]:
+    return await conn.fetch(REFERENCE_ROWS, model, version, n)
+
+
+async def current_rows(
+    conn: Conn, model: str, version: str, after: datetime, n: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(CURRENT_ROWS, model, version, after, n)
+
+
+async def insert_drift_stats(conn: Conn, rows: Sequence[DriftRow]) -> None:
+    if rows:
+        await conn.execute(INSERT_DRIFT_STATS, *_columns(rows, DriftRow))
+
+
+async def label_delays(conn: Conn, since: datetime) -> list[float] | None:
+    q = await conn.fetchval(LABEL_DELAYS, since)
+    return list(q) if q is not None else None
+
+
+async def completeness(conn: Conn, since: datetime) -> dict[str, int]:
+    row = await conn.fetchrow(COMPLETENESS, since)
+    assert row is not None
+    return dict(row)
+
+
+async def pending(conn: Conn) -> tuple[int, datetime | None]:
+    row = await conn.fetchrow(PENDING)
+    assert row is not None
+    return int(row["n"]), row["oldest"]
+
+
+async def latest_quality(conn: Conn, since: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(LATEST_QUALITY, since)
+
+
+async def latest_drift(conn: Conn, since: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(LATEST_DRIFT, since)
+
+
+async def episodes_since(conn: Conn, since: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(EPISODES_SINCE, since)
+
+
+async def metric_series(
+    conn: Conn, model: str, window: str, metric: str, since: datetime
+) -> list[asyncpg.Record]:
+    return await conn.fetch(METRIC_SERIES, model, window, metric, since)
+
+
+async def pending_by_model(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(PENDING_BY_MODEL)
+
+
+def _columns(rows: Sequence[Any], cls: type) -> list[list[Any]]:
+    """Column-wise lists of a dataclass sequence, in field order, for unnest()."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    return [[getattr(r, n) for r in rows] for n in names]

@@ -1,0 +1,45 @@
+"""The per-model summary behind `/status` and `outcomeloop status`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from workers.db.pool import Conn
+from workers.monitor import sql
+
+
+async def summary(conn: Conn, now: datetime, *, lookback_days: float = 7) -> dict[str, Any]:
+    since = now - timedelta(days=lookback_days)
+    models: dict[str, Any] = {}
+    for row in await sql.pending_by_model(conn):
+        models[row["model"]] = {
+            "predictions": row["predictions"],
+            "labeled": row["labeled"],
+            "pending": row["pending"],
+            "versions": {},
+        }
+
+    def version(model: str, name: str) -> dict[str, Any]:
+        m = models.setdefault(model, {"predictions": 0, "labeled": 0, "pending": 0, "versions": {}})
+        v: dict[str, Any] = m["versions"].setdefault(name, {"quality": {}, "drift": {}})
+        return v
+
+    for row in await sql.latest_quality(conn, since):
+        if row["segment"]:
+            continue
+        window = version(row["model"], row["model_version"])["quality"].setdefault(
+            row["window_name"], {"n": row["n"], "at": row["taken_at"].isoformat()}
+        )
+        window[row["metric"]] = row["value"]
+    for row in await sql.latest_drift(conn, since):
+        version(row["model"], row["model_version"])["drift"][row["feature"]] = {
+            "method": row["method"],
+            "statistic": row["statistic"],
+            "p_value": row["p_value"],
+            "threshold": row["threshold"],
+            "drifted": row["drifted"],
+            "n_current": row["n_current"],
+            "at": row["computed_at"].isoformat(),
+        }
+    return {"generated_at": now.isoformat(), "models": models}
