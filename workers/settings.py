@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -133,13 +133,11 @@ class AlertRule(_Frozen):
     above: float | None = None
     below: float | None = None
 
-    @field_validator("below")
-    @classmethod
-    def _one_bound(cls, below: float | None, info: Any) -> float | None:
-        above = info.data.get("above")
-        if (above is None) == (below is None):
+    @model_validator(mode="after")
+    def _one_bound(self) -> AlertRule:
+        if (self.above is None) == (self.below is None):
             raise ValueError("an alert rule needs exactly one of 'above' or 'below'")
-        return below
+        return self
 
     def breached(self, value: float) -> bool:
         if self.above is not None:

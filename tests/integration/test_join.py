@@ -149,7 +149,7 @@ async def test_outcome_before_prediction_gives_the_same_example(
     await second.send(o)
     in_order = dict(await second.example("a"))  # type: ignore[arg-type]
     for row in (reversed_order, in_order):
-        row.pop("matured_at"), row.pop("updated_at")
+        row.pop("matured_at"), row.pop("updated_at"), row.pop("matured_seq")
     assert reversed_order == in_order
 
 

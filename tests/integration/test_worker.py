@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,12 +14,13 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import OutcomeObserved, PredictionMade
+from schemas import LagMeasured, OutcomeObserved, PredictionMade
 from schemas.base import utc_now
 from tests.conftest import TEST_MODELS, SettingsFactory
 from tests.integration.worker_process import WorkerProcess, wait_until
+from workers.infra.net import free_port
 from workers.producer import EventProducer
-from workers.settings import ModelConfig, Settings
+from workers.settings import ModelConfig, MonitoringConfig, Settings, WorkerConfig
 from workers.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -201,3 +205,83 @@ async def test_a_killed_worker_loses_and_doubles_nothing(
     assert (row["n"], row["ids"], outcomes) == (total, total, total)
     assert row["s"] == pytest.approx(sum((i % 7) / 10 for i in range(total)))
     assert dead == 0  # redelivered predictions are recognised as the same events
+
+
+async def http_get(url: str) -> tuple[int, bytes]:
+    def fetch() -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+        except OSError:
+            return 0, b""
+
+    return await asyncio.to_thread(fetch)
+
+
+async def test_the_worker_serves_metrics_health_status_and_reports_lag(
+    make_settings: SettingsFactory, pool: asyncpg.Pool, start_worker: StartWorker
+) -> None:
+    port = free_port()
+    settings = make_settings(
+        worker=WorkerConfig(
+            session_timeout_seconds=6.0,
+            batch_within_seconds=0.1,
+            sweep_interval_seconds=0.5,
+            web_enabled=True,
+            web_port=port,
+        ),
+        monitoring=MonitoringConfig(
+            snapshot_interval_seconds=0.5, quality_interval_seconds=0.5, lag_interval_seconds=1.0
+        ),
+    )
+    await ensure_topics(settings)
+    worker = start_worker(settings)
+    assert settings.kafka_bootstrap
+    async with EventProducer(settings.kafka_bootstrap, settings.topics) as producer:
+        for i in range(30):
+            p = prediction(i)
+            await producer.send(p)
+            await producer.send(outcome_for(p, value=0.4))
+        await producer.flush()
+    await wait_until(
+        count_of(pool, "SELECT count(*) = 30 FROM labeled_examples"),
+        timeout=60,
+        what="the stream to mature",
+        worker=worker,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    async def healthy() -> bool:
+        status, body = await http_get(f"{base}/health")
+        return status == 200 and json.loads(body)["consuming"]
+
+    await wait_until(healthy, timeout=30, what="/health to say consuming", worker=worker)
+
+    async def snapshot_taken() -> bool:
+        _, body = await http_get(f"{base}/metrics")
+        return b"ol_rolling_metric{" in body
+
+    await wait_until(snapshot_taken, timeout=30, what="a rolling metric on /metrics", worker=worker)
+    _, metrics_text = await http_get(f"{base}/metrics")
+    events_in = [
+        line
+        for line in metrics_text.decode().splitlines()
+        if line.startswith(f'ol_events_in_total{{topic="{settings.topics.predictions}"}}')
+    ]
+    assert events_in and float(events_in[0].split()[-1]) == 30.0
+    assert 'metric="mae"' in metrics_text.decode()
+
+    status, body = await http_get(f"{base}/status")
+    summary = json.loads(body)
+    assert status == 200
+    assert summary["models"]["ctr"]["labeled"] == 30
+    mae = summary["models"]["ctr"]["versions"]["v1"]["quality"]["last_500"]["mae"]
+    assert mae == pytest.approx(0.1)
+
+    records = await read_topic(settings, settings.topics.lag, expected=1)
+    report = LagMeasured.model_validate_json(records[0].value)  # type: ignore[attr-defined]
+    assert report.consumer_group == settings.app_id
+    assert {p.topic for p in report.partitions} == set(settings.topics.ingest_names())
+    assert report.pending_total >= 0 and report.window_seconds > 0

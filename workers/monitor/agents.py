@@ -47,7 +47,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/metrics")
     async def prometheus(web: View, request: Request) -> Response:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp wants the charset apart from the media type.
+        media_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return web.text(generate_latest().decode(), content_type=media_type)
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:

@@ -1,0 +1,113 @@
+"""Rolling windows and alert thresholds, checked against direct numpy computations."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from sklearn.metrics import f1_score, log_loss, roc_auc_score
+
+from workers.monitor.episodes import EpisodeTracker
+from workers.monitor.error_stream import ErrorStreamMonitor
+from workers.monitor.quality import QualityTracker
+from workers.settings import AlertRule, ModelConfig, MonitorConfig, time_window_name
+
+T0 = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+
+
+def test_count_window_matches_direct_computation() -> None:
+    rng = np.random.default_rng(0)
+    p, y = rng.random(1000) * 0.1, rng.random(1000) * 0.1
+    q = QualityTracker("regression", [200], [])
+    for i in range(1000):
+        q.update(float(p[i]), float(y[i]), T0 + dt.timedelta(seconds=i))
+    values, n = q.snapshot()["last_200"]
+    err = p[-200:] - y[-200:]
+    assert n == 200
+    assert values["mae"] == pytest.approx(np.abs(err).mean())
+    assert values["rmse"] == pytest.approx(np.sqrt((err**2).mean()))
+    assert values["bias"] == pytest.approx(err.mean())
+
+
+def test_time_window_keeps_only_its_period() -> None:
+    q = QualityTracker("regression", [], [60])
+    for i in range(120):  # one example a second; the first minute's errors are large
+        q.update(1.0 if i < 60 else 0.1, 0.0, T0 + dt.timedelta(seconds=i))
+    values, n = q.snapshot()["1m"]
+    assert 59 <= n <= 61
+    assert values["mae"] == pytest.approx(0.1, abs=0.02)
+
+
+def test_classification_metrics_match_sklearn() -> None:
+    rng = np.random.default_rng(1)
+    proba = rng.random(400)
+    labels = (rng.random(400) < proba).astype(float)
+    q = QualityTracker("binary", [400], [])
+    for pr, lab in zip(proba, labels, strict=True):
+        q.update(float(pr), float(lab), T0)
+    values, _ = q.snapshot()["last_400"]
+    assert values["f1"] == pytest.approx(f1_score(labels, proba >= 0.5))
+    assert values["log_loss"] == pytest.approx(log_loss(labels, proba), rel=1e-6)
+    assert values["roc_auc"] == pytest.approx(roc_auc_score(labels, proba), abs=0.03)
+
+
+def test_window_names() -> None:
+    assert [time_window_name(s) for s in (3600, 86400, 604800, 90, 45)] == [
+        "1h",
+        "1d",
+        "7d",
+        "90s",
+        "45s",
+    ]
+
+
+def test_alert_rules_need_one_bound_and_real_windows() -> None:
+    assert AlertRule(metric="mae", window="last_500", above=0.02).breached(0.021)
+    assert not AlertRule(metric="mae", window="last_500", above=0.02).breached(0.02)
+    assert AlertRule(metric="f1", window="last_500", below=0.72).breached(0.7)
+    with pytest.raises(ValidationError, match="exactly one"):
+        AlertRule(metric="mae", window="last_500")
+    with pytest.raises(ValidationError, match="not configured"):
+        ModelConfig(
+            horizon_seconds=1,
+            monitor=MonitorConfig(alerts=(AlertRule(metric="mae", window="7d", above=1),)),
+        )
+    with pytest.raises(ValidationError, match="not one of"):
+        ModelConfig(
+            horizon_seconds=1,
+            task="binary",
+            monitor=MonitorConfig(alerts=(AlertRule(metric="mae", window="last_500", above=1),)),
+        )
+
+
+def test_episode_opens_once_and_closes_after_clean_checks() -> None:
+    t = EpisodeTracker(clear_after=2)
+    k = ("m", "v", "x")
+    seen = [t.observe(k, b) for b in (False, True, True, False, True, False, False, True)]
+    # opens at index 1; one clean check is not enough to close it (index 3);
+    # two in a row (5, 6) close it, so index 7 opens a second episode.
+    assert seen == [False, True, False, False, False, False, False, True]
+    assert t.active(k)
+
+
+@pytest.mark.parametrize("method", ["adwin", "page_hinkley"])
+def test_error_stream_alerts_once_per_rise(method: str) -> None:
+    rng = np.random.default_rng(2)
+    monitor = ErrorStreamMonitor(method)  # type: ignore[arg-type]
+    alerts = []
+    for i in range(8000):
+        # calm, a fivefold rise, recovery, a second rise
+        scale = 0.03 if 2000 <= i < 4000 or i >= 6000 else 0.005
+        if monitor.update(float(rng.normal(0, scale))):
+            alerts.append(i)
+    assert len(alerts) == 2, alerts
+    assert 2000 <= alerts[0] < 2300 and 6000 <= alerts[1] < 6300
+
+
+@pytest.mark.parametrize("method", ["adwin", "page_hinkley"])
+def test_error_stream_is_quiet_when_stationary(method: str) -> None:
+    rng = np.random.default_rng(3)
+    monitor = ErrorStreamMonitor(method)  # type: ignore[arg-type]
+    assert not [i for i in range(8000) if monitor.update(float(rng.normal(0, 0.005)))]
