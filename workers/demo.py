@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import subprocess
 import sys
 import time
@@ -34,6 +35,7 @@ class _Watch:
     """What the live display shows of the monitor."""
 
     model: str
+    version: str
     window: str
     metric: str
     value: float | None = None
@@ -41,13 +43,19 @@ class _Watch:
     drift: list[str] = field(default_factory=list)
 
     async def refresh(self, conn: Conn, since: datetime) -> None:
-        series = await monitor_sql.metric_series(conn, self.model, self.window, self.metric, since)
+        series = await self.series(conn, since)
         if series:
             self.value = series[-1]["value"]
         self.alerts = sum(1 for r in series if r["reason"] == "alert")
-        self.drift = [
-            f"{r['feature']} ({r['method']})" for r in await monitor_sql.episodes_since(conn, since)
-        ]
+        self.drift = [f"{r['feature']} ({r['method']})" for r in await self.episodes(conn, since)]
+
+    async def series(self, conn: Conn, since: datetime) -> list[asyncpg.Record]:
+        rows = await monitor_sql.metric_series(conn, self.model, self.window, self.metric, since)
+        return [r for r in rows if r["model_version"] == self.version]
+
+    async def episodes(self, conn: Conn, since: datetime) -> list[asyncpg.Record]:
+        rows = await monitor_sql.episodes_since(conn, since)
+        return [r for r in rows if (r["model"], r["model_version"]) == (self.model, self.version)]
 
 
 def _progress_table(
@@ -107,6 +115,7 @@ async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, time
     rule = cfg.monitor.alerts[0] if cfg.monitor.alerts else None
     watch = _Watch(
         spec.name,
+        spec.version,
         rule.window if rule else count_window_name(cfg.monitor.count_windows[0]),
         rule.metric if rule else METRICS_BY_TASK[cfg.task][0],
     )
@@ -145,10 +154,8 @@ async def _summary(
         counts = await sql.run_counts(conn, spec.run_id, started)
         quality = await sql.run_quality(conn, spec.run_id, int(spec.drift_at * spec.count))
         dead = await sql.dead_letters_since(conn, started)
-        series = await monitor_sql.metric_series(
-            conn, watch.model, watch.window, watch.metric, started
-        )
-        episodes = await monitor_sql.episodes_since(conn, started)
+        series = await watch.series(conn, started)
+        episodes = await watch.episodes(conn, started)
     table = Table(title="Read back from PostgreSQL", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -221,6 +228,12 @@ def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
     run_id = f"demo{int(time.time())}"
     # A version of its own per run, so drift references and windows start fresh.
     spec = ScenarioSpec(**{**spec.__dict__, "run_id": run_id, "version": f"v1-{run_id[4:]}"})
+    if settings.kafka_bootstrap is None and settings.database_url is None:
+        # Embedded: a broker and database of its own, fresh each run, so the summary and
+        # the drift references are this run's alone (`infra up` state is left untouched).
+        demo_dir = settings.data_dir / "demo"
+        shutil.rmtree(demo_dir, ignore_errors=True)
+        settings = settings.model_copy(update={"data_dir": demo_dir})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with ensure_infra(settings) as resolved:
         asyncio.run(prepare(resolved))

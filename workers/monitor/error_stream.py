@@ -22,9 +22,11 @@ class ErrorShift:
 class ErrorStreamMonitor:
     """Feeds |prediction - label| to a detector; reports only rises in error.
 
-    ADWIN also fires when error falls (after a fix); those are not alerts. An alert opens
-    an episode that stays open, silencing further rises, until the error comes back to
-    within ``recovery`` times the level it had before the alert: one shift, one alert.
+    ADWIN also fires when error falls (after a fix); those are not alerts but end the
+    episode an alert opened. Until then further rises are part of the same episode: one
+    shift, one alert. An episode also ends when the error stays within ``recovery`` times
+    its level before the alert for ``warmup`` examples in a row (Page-Hinkley, watching
+    only rises, never reports a fall).
 
     The detectors' bounds assume values in [0, 1], where a regression's errors (0.004 vs
     0.03 on a click rate) would look alike: errors are divided by a scale learned from
@@ -37,6 +39,7 @@ class ErrorStreamMonitor:
         self.method = method
         self.recovery = recovery
         self._baseline: float | None = None  # set while an episode is open
+        self._calm = 0
         self.warmup = warmup
         self._scale: float | None = None if scaled else 1.0
         self._warm: list[float] = []
@@ -74,12 +77,15 @@ class ErrorStreamMonitor:
         estimate = getattr(self._detector, "estimation", None)
         scaled = min(abs(error) / self._scale, 1.0)
         self._mean = float(estimate) if estimate is not None else before + (scaled - before) / 50
-        if self._baseline is not None and self._mean <= self._baseline * self.recovery:
-            self._baseline = None  # recovered: the episode is over
-        if not self._detector.drift_detected or self._baseline is not None:
-            return None
         after = self._mean
-        if self.method == "adwin" and after <= before:
+        if self._baseline is not None:
+            self._calm = self._calm + 1 if after <= self._baseline * self.recovery else 0
+            fell = self._detector.drift_detected and after < before
+            if fell or self._calm >= self.warmup:
+                self._baseline = None  # recovered: the episode is over
+            return None
+        if not self._detector.drift_detected or after <= before:
             return None
         self._baseline = before
+        self._calm = 0
         return ErrorShift(self.method, before * self._scale, after * self._scale, self._n)

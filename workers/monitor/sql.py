@@ -120,7 +120,7 @@ ORDER BY computed_at
 """
 
 METRIC_SERIES = """
-SELECT taken_at, value, n, reason FROM quality_snapshots
+SELECT model_version, taken_at, value, n, reason FROM quality_snapshots
 WHERE model = $1 AND segment = '' AND window_name = $2 AND metric = $3 AND taken_at >= $4
 ORDER BY taken_at
 """
