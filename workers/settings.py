@@ -155,6 +155,79 @@ class MonitorConfig(_Frozen):
     error_detector: Literal["adwin", "page_hinkley", "none"] = "adwin"
 
 
+class TriggerConfig(_Frozen):
+    """What fires a retrain on its own (a RetrainModel command always can)."""
+
+    on_quality_alert: bool = True
+    on_drift: bool = False
+    drift_features: tuple[str, ...] = Field(
+        (), description="features whose drift fires; empty means any, __error__ included"
+    )
+    schedule_seconds: float = Field(0.0, ge=0, description="every so often; 0 is off")
+    outcome_count: int = Field(0, ge=0, description="after this many new outcomes; 0 is off")
+    cooldown_seconds: float = Field(600.0, ge=0, description="no automatic retrain sooner")
+
+
+class StabilityGate(_Frozen):
+    """Each feature's effect must point the same way in most time buckets."""
+
+    enabled: bool = False
+    bucket_seconds: float = Field(15_552_000.0, gt=0, description="180 days by default")
+    min_buckets: int = Field(4, ge=2)
+    min_agreement: float = Field(0.75, gt=0, le=1)
+    min_bucket_samples: int = Field(20, ge=2)
+
+
+class AbsoluteGate(_Frozen):
+    """A bar the candidate must clear on its own, e.g. F1 of at least 0.72."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+
+class GatesConfig(_Frozen):
+    min_samples: int = Field(50, ge=1)
+    min_positives: int = Field(0, ge=0, description="binary only")
+    min_negatives: int = Field(0, ge=0, description="binary only")
+    positive_rate: tuple[float, float] | None = Field(None, description="binary only: [lo, hi]")
+    stability: StabilityGate = StabilityGate()
+    absolute: AbsoluteGate | None = None
+    min_improvement: float = Field(
+        0.0, description="relative improvement over the champion required, e.g. 0.02"
+    )
+    bootstrap_resamples: int = Field(200, ge=0, description="for the improvement interval")
+    improvement_confidence: float = Field(0.9, gt=0, lt=1)
+    require_significant: bool = Field(
+        False, description="the interval's lower end, not its centre, must clear the floor"
+    )
+    recent_regression_tolerance: float | None = Field(
+        0.0, description="how much worse on the most recent slice is allowed; None is off"
+    )
+    contract: bool = True
+
+
+class RetrainConfig(_Frozen):
+    enabled: bool = True
+    candidates: tuple[str, ...] = ("lightgbm", "linear")
+    metric: str | None = Field(
+        None, description="picks the best candidate and compares champions; None: mae / log_loss"
+    )
+    promotion: Literal["auto", "approval"] = "auto"
+    approval_timeout_seconds: float = Field(86400.0, gt=0)
+    lookback_seconds: float = Field(2_592_000.0, gt=0, description="training data window")
+    validation_share: float = Field(0.2, gt=0, lt=1, description="newest share held out")
+    recent_seconds: float = Field(
+        0.0, ge=0, description="most recent span kept as its own evaluation slice; 0 is off"
+    )
+    max_rows: int = Field(200_000, ge=10)
+    triggers: TriggerConfig = TriggerConfig()
+    gates: GatesConfig = GatesConfig()
+    params: dict[str, float | int | str | bool] = Field(
+        default_factory=dict, description="extra LightGBM parameters"
+    )
+
+
 class ModelConfig(_Frozen):
     task: Literal["regression", "binary"] = "regression"
     horizon_seconds: float = Field(..., gt=0, description="how long an outcome may take to arrive")
@@ -163,6 +236,7 @@ class ModelConfig(_Frozen):
     label_precedence: tuple[LabelSource, ...] = ("feedback", "outcome")
     features: tuple[str, ...] = ()
     monitor: MonitorConfig = MonitorConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
     @field_validator("label_precedence")
     @classmethod
@@ -183,6 +257,21 @@ class ModelConfig(_Frozen):
             if rule.metric not in metrics:
                 raise ValueError(f"alert metric {rule.metric!r} is not one of {list(metrics)}")
         return self
+
+    @model_validator(mode="after")
+    def _retrain_metric_fits_the_task(self) -> ModelConfig:
+        names = [m for m in METRICS_BY_TASK[self.task] if m != "bias"]
+        for metric in (
+            self.retrain.metric,
+            self.retrain.gates.absolute and self.retrain.gates.absolute.metric,
+        ):
+            if metric and metric not in names:
+                raise ValueError(f"retrain metric {metric!r} is not one of {names}")
+        return self
+
+    @property
+    def retrain_metric(self) -> str:
+        return self.retrain.metric or ("mae" if self.task == "regression" else "log_loss")
 
     @property
     def feedback_wins(self) -> bool:

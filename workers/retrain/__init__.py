@@ -1,0 +1,1 @@
+"""Retraining: triggers, a time-sliced dataset, gates, training, and the model registry."""
