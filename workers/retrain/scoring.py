@@ -51,7 +51,7 @@ def higher_is_better(metric: str) -> bool:
 
 def improvement(metric: str, candidate: float, champion: float) -> float:
     """Relative improvement of the candidate over the champion; positive is better."""
-    if champion == 0:
-        return 0.0 if candidate == champion else float("inf") * (1 if candidate < champion else -1)
     gain = (champion - candidate) if not higher_is_better(metric) else (candidate - champion)
+    if champion == 0:  # no scale to be relative to: report the sign alone
+        return float(np.sign(gain))
     return gain / abs(champion)
