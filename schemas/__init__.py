@@ -19,16 +19,21 @@ from schemas.commands import (
 )
 from schemas.events import FeedbackGiven, IngestEvent, OutcomeObserved, PredictionMade
 from schemas.monitoring import DriftDetected, LagMeasured, PartitionLag, QualityAlertRaised
+from schemas.registry import CommandResult, ModelPromoted, ModelRegistered, ModelRejected
 
 __all__ = [
     "ApproveVersion",
     "Command",
+    "CommandResult",
     "ControlCommand",
     "DriftDetected",
     "FeedbackGiven",
     "IngestEvent",
     "LagMeasured",
     "Message",
+    "ModelPromoted",
+    "ModelRegistered",
+    "ModelRejected",
     "OutcomeObserved",
     "PartitionLag",
     "PauseModel",

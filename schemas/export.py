@@ -9,9 +9,13 @@ from pydantic import BaseModel
 
 from schemas import (
     ApproveVersion,
+    CommandResult,
     DriftDetected,
     FeedbackGiven,
     LagMeasured,
+    ModelPromoted,
+    ModelRegistered,
+    ModelRejected,
     OutcomeObserved,
     PauseModel,
     PredictionMade,
@@ -36,6 +40,10 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     DriftDetected,
     QualityAlertRaised,
     LagMeasured,
+    ModelRegistered,
+    ModelPromoted,
+    ModelRejected,
+    CommandResult,
 )
 
 

@@ -26,3 +26,7 @@ class RejectedInput(OutcomeLoopError):
         super().__init__(reason)
         self.reason = reason
         self.error_type = error_type
+
+
+class RegistryError(OutcomeLoopError):
+    """A registry action that cannot be done as asked (unknown version, nothing to roll back)."""

@@ -1,0 +1,62 @@
+"""Events about model versions, published on ol.models, and command results."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from schemas.base import AwareTime, Identifier, Message, utc_now
+
+
+class ModelRegistered(Message):
+    """A retrain produced a version that passed its gates."""
+
+    kind: Literal["registered"] = "registered"
+    model: Identifier
+    version: Identifier
+    status: Literal["candidate", "champion"]
+    run_id: int | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    registered_at: AwareTime = Field(default_factory=utc_now)
+
+
+class ModelPromoted(Message):
+    """The champion alias moved: serving clients reload on this."""
+
+    kind: Literal["promoted"] = "promoted"
+    model: Identifier
+    version: Identifier
+    previous_version: Identifier | None = None
+    artifact_dir: str | None = None
+    files: dict[str, str] = Field(default_factory=dict, description="file name -> sha256")
+    by: Identifier
+    reason: str = ""
+    rollback: bool = False
+    promoted_at: AwareTime = Field(default_factory=utc_now)
+
+
+class ModelRejected(Message):
+    """A version was refused: by its gates, an operator, or an approval that timed out."""
+
+    kind: Literal["rejected"] = "rejected"
+    model: Identifier
+    version: Identifier | None = None
+    run_id: int | None = None
+    by: Identifier
+    reason: str
+    status: Literal["rejected", "expired", "gated"] = "rejected"
+    rejected_at: AwareTime = Field(default_factory=utc_now)
+
+
+class CommandResult(Message):
+    """What became of a command, on ol.control.results; `event_id` is new, `command_id` links."""
+
+    command_id: str
+    command: Identifier
+    model: Identifier
+    status: Literal["accepted", "done", "refused", "failed"]
+    detail: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    replayed: bool = False
+    at: AwareTime = Field(default_factory=utc_now)

@@ -1,0 +1,1 @@
+"""The model registry: versions, the champion alias and its history, artifacts on disk."""

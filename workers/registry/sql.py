@@ -1,0 +1,148 @@
+"""All SQL of the registry, commands and audit domain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from workers.db.pool import Conn
+
+UPSERT_VERSION = """
+INSERT INTO model_versions (model, version, status, kind, artifact_dir, files, card,
+                            parent_version, run_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (model, version) DO NOTHING
+RETURNING version
+"""
+
+GET_VERSION = "SELECT * FROM model_versions WHERE model = $1 AND version = $2"
+
+SET_STATUS = """
+UPDATE model_versions SET status = $3, decided_at = now(), decided_by = $4
+WHERE model = $1 AND version = $2
+"""
+
+ALIAS_FOR_UPDATE = """
+SELECT version FROM model_aliases WHERE model = $1 AND alias = $2 FOR UPDATE
+"""
+
+CHAMPION = """
+SELECT v.* FROM model_aliases a
+JOIN model_versions v ON v.model = a.model AND v.version = a.version
+WHERE a.model = $1 AND a.alias = 'champion'
+"""
+
+SET_ALIAS = """
+INSERT INTO model_aliases (model, alias, version) VALUES ($1, $2, $3)
+ON CONFLICT (model, alias) DO UPDATE SET version = EXCLUDED.version, set_at = now()
+"""
+
+ALIAS_HISTORY_INSERT = """
+INSERT INTO alias_history (model, alias, version, previous_version, set_by, reason, command_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+
+# The champion before the current one: the previous_version of the latest promotion.
+PREVIOUS_CHAMPION = """
+SELECT previous_version FROM alias_history
+WHERE model = $1 AND alias = 'champion'
+ORDER BY id DESC LIMIT 1
+"""
+
+ALIAS_HISTORY = """
+SELECT * FROM alias_history WHERE model = $1 ORDER BY id DESC LIMIT $2
+"""
+
+STALE_CANDIDATES = """
+SELECT model, version, created_at FROM model_versions
+WHERE status = 'candidate' AND model = $1 AND created_at < $2
+"""
+
+VERSIONS = """
+SELECT model, version, status, kind, parent_version, run_id, created_at, decided_at, decided_by,
+       card -> 'metrics' AS metrics
+FROM model_versions WHERE model = $1 ORDER BY created_at DESC LIMIT $2
+"""
+
+AUDIT = """
+INSERT INTO audit_log (actor, action, model, version, detail) VALUES ($1, $2, $3, $4, $5)
+"""
+
+AUDIT_TRAIL = "SELECT * FROM audit_log WHERE model = $1 ORDER BY id DESC LIMIT $2"
+
+
+async def insert_version(conn: Conn, **values: Any) -> bool:
+    row = await conn.fetchval(
+        UPSERT_VERSION,
+        values["model"],
+        values["version"],
+        values["status"],
+        values["kind"],
+        values.get("artifact_dir"),
+        values.get("files", {}),
+        values.get("card", {}),
+        values.get("parent_version"),
+        values.get("run_id"),
+    )
+    return row is not None
+
+
+async def get_version(conn: Conn, model: str, version: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(GET_VERSION, model, version)
+
+
+async def set_status(conn: Conn, model: str, version: str, status: str, by: str) -> None:
+    await conn.execute(SET_STATUS, model, version, status, by)
+
+
+async def lock_alias(conn: Conn, model: str, alias: str) -> str | None:
+    value: str | None = await conn.fetchval(ALIAS_FOR_UPDATE, model, alias)
+    return value
+
+
+async def champion(conn: Conn, model: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(CHAMPION, model)
+
+
+async def set_alias(
+    conn: Conn,
+    model: str,
+    alias: str,
+    version: str,
+    previous: str | None,
+    by: str,
+    reason: str,
+    command_id: Any,
+) -> None:
+    await conn.execute(SET_ALIAS, model, alias, version)
+    await conn.execute(
+        ALIAS_HISTORY_INSERT, model, alias, version, previous, by, reason, command_id
+    )
+
+
+async def previous_champion(conn: Conn, model: str) -> str | None:
+    value: str | None = await conn.fetchval(PREVIOUS_CHAMPION, model)
+    return value
+
+
+async def alias_history(conn: Conn, model: str, limit: int = 20) -> list[asyncpg.Record]:
+    return await conn.fetch(ALIAS_HISTORY, model, limit)
+
+
+async def stale_candidates(conn: Conn, model: str, before: Any) -> list[asyncpg.Record]:
+    return await conn.fetch(STALE_CANDIDATES, model, before)
+
+
+async def versions(conn: Conn, model: str, limit: int = 20) -> list[asyncpg.Record]:
+    return await conn.fetch(VERSIONS, model, limit)
+
+
+async def audit(
+    conn: Conn, actor: str, action: str, model: str | None, version: str | None, detail: Any
+) -> None:
+    await conn.execute(AUDIT, actor, action, model, version, detail)
+
+
+async def audit_trail(conn: Conn, model: str, limit: int = 50) -> list[asyncpg.Record]:
+    return await conn.fetch(AUDIT_TRAIL, model, limit)

@@ -1,0 +1,146 @@
+"""All SQL of the retraining domain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from workers.db.pool import Conn
+
+# One set-based query for the whole training set. Time-sliced: features are the ones
+# stored with the prediction, labels only from events at or after it; rows whose label
+# came earlier are counted, not used.
+DATASET = """
+SELECT prediction_id, model_version, features, label, label_source, prediction,
+       predicted_at, labeled_at, matured_seq
+FROM (
+    SELECT * FROM labeled_examples
+    WHERE model = $1 AND predicted_at >= $2 AND matured_at <= $3
+      AND (labeled_at IS NULL OR labeled_at >= predicted_at)
+    ORDER BY predicted_at DESC
+    LIMIT $4
+) newest
+ORDER BY predicted_at, prediction_id
+"""
+
+EARLY_LABELS = """
+SELECT count(*) FROM labeled_examples
+WHERE model = $1 AND predicted_at >= $2 AND matured_at <= $3 AND labeled_at < predicted_at
+"""
+
+START_RUN = """
+INSERT INTO retrain_runs (model, trigger, trigger_detail, status)
+VALUES ($1, $2, $3, 'running')
+ON CONFLICT (model) WHERE status = 'running' DO NOTHING
+RETURNING id
+"""
+
+FINISH_RUN = """
+UPDATE retrain_runs
+SET status = $2, candidate_version = $3, dataset = $4, gate_report = $5, durations = $6,
+    error = $7, finished_at = now()
+WHERE id = $1
+"""
+
+# Runs left 'running' by a worker that died: they can never finish.
+ABANDON_RUNS = """
+UPDATE retrain_runs SET status = 'failed', error = 'abandoned: the worker running it stopped',
+       finished_at = now()
+WHERE status = 'running' AND started_at < $1
+RETURNING id
+"""
+
+CONTROL = "SELECT * FROM model_controls WHERE model = $1"
+
+ENSURE_CONTROL = """
+INSERT INTO model_controls (model) VALUES ($1) ON CONFLICT (model) DO NOTHING
+"""
+
+SET_PAUSED = """
+INSERT INTO model_controls (model, paused, paused_by, paused_reason, updated_at)
+VALUES ($1, $2, $3, $4, now())
+ON CONFLICT (model) DO UPDATE SET paused = EXCLUDED.paused, paused_by = EXCLUDED.paused_by,
+    paused_reason = EXCLUDED.paused_reason, updated_at = now()
+"""
+
+MARK_AUTO_RETRAIN = """
+UPDATE model_controls SET last_auto_retrain_at = $2, outcomes_seen_at_retrain = $3,
+       updated_at = now()
+WHERE model = $1
+"""
+
+OUTCOME_SEQ = """
+SELECT coalesce(max(matured_seq), 0) AS seq,
+       count(*) FILTER (WHERE matured_seq > $2 AND label_source = 'outcome') AS new_outcomes
+FROM labeled_examples WHERE model = $1
+"""
+
+SERVING_VERSION = """
+SELECT model_version FROM predictions WHERE model = $1 ORDER BY predicted_at DESC LIMIT 1
+"""
+
+RUNS = "SELECT * FROM retrain_runs WHERE model = $1 ORDER BY id DESC LIMIT $2"
+
+
+async def dataset(
+    conn: Conn, model: str, since: datetime, until: datetime, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(DATASET, model, since, until, limit)
+
+
+async def early_labels(conn: Conn, model: str, since: datetime, until: datetime) -> int:
+    return int(await conn.fetchval(EARLY_LABELS, model, since, until))
+
+
+async def start_run(conn: Conn, model: str, trigger: str, detail: dict[str, Any]) -> int | None:
+    value: int | None = await conn.fetchval(START_RUN, model, trigger, detail)
+    return value
+
+
+async def finish_run(conn: Conn, run_id: int, **v: Any) -> None:
+    await conn.execute(
+        FINISH_RUN,
+        run_id,
+        v["status"],
+        v.get("candidate_version"),
+        v.get("dataset", {}),
+        v.get("gate_report", []),
+        v.get("durations", {}),
+        v.get("error"),
+    )
+
+
+async def abandon_runs(conn: Conn, started_before: datetime) -> list[int]:
+    return [r["id"] for r in await conn.fetch(ABANDON_RUNS, started_before)]
+
+
+async def control(conn: Conn, model: str) -> asyncpg.Record:
+    await conn.execute(ENSURE_CONTROL, model)
+    row: asyncpg.Record | None = await conn.fetchrow(CONTROL, model)
+    assert row is not None
+    return row
+
+
+async def set_paused(conn: Conn, model: str, paused: bool, by: str, reason: str) -> None:
+    await conn.execute(SET_PAUSED, model, paused, by, reason)
+
+
+async def mark_auto_retrain(conn: Conn, model: str, at: datetime, seq: int) -> None:
+    await conn.execute(MARK_AUTO_RETRAIN, model, at, seq)
+
+
+async def outcome_progress(conn: Conn, model: str, since_seq: int) -> tuple[int, int]:
+    row = await conn.fetchrow(OUTCOME_SEQ, model, since_seq)
+    assert row is not None
+    return int(row["seq"]), int(row["new_outcomes"])
+
+
+async def serving_version(conn: Conn, model: str) -> str | None:
+    value: str | None = await conn.fetchval(SERVING_VERSION, model)
+    return value
+
+
+async def runs(conn: Conn, model: str, limit: int = 20) -> list[asyncpg.Record]:
+    return await conn.fetch(RUNS, model, limit)
