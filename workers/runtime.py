@@ -4,17 +4,80 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
 import asyncpg
 
+from schemas import DriftDetected, Message, QualityAlertRaised
+from workers.control.service import ControlService
 from workers.db.pool import create_pool
 from workers.ingest.service import DeadLetterSink, IngestService
 from workers.monitor.service import MonitorService
 from workers.publish import EventPublisher
+from workers.registry.service import Registry
+from workers.retrain.service import RetrainService
+from workers.retrain.triggers import drift_fires
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class Services:
+    """Everything built on one pool; made once per worker, on its event loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        sink: DeadLetterSink,
+        publisher: EventPublisher,
+    ) -> None:
+        self.pool = pool
+        self.ingest = IngestService(settings, pool, sink)
+        self.registry = Registry(pool)
+        # Training runs in its own process ("spawn": no copy of this process's event loop
+        # and broker threads), so the worker keeps consuming meanwhile.
+        self.executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        self.retrain = RetrainService(settings, pool, publisher, self.registry, self.executor)
+        self.monitor = MonitorService(settings, pool, publisher)
+        self.control = ControlService(settings, pool, publisher, sink, self.registry, self.retrain)
+        self.monitor.listeners.append(self._on_alert)
+        self.settings = settings
+
+    async def _on_alert(self, event: Message) -> None:
+        if isinstance(event, QualityAlertRaised):
+            await self.retrain.trigger(
+                event.model,
+                "quality_alert",
+                {
+                    "metric": event.metric,
+                    "window": event.window,
+                    "value": event.value,
+                    "bound": event.bound,
+                    "version": event.model_version,
+                },
+            )
+        elif isinstance(event, DriftDetected):
+            cfg = self.settings.models.get(event.model)
+            if cfg is not None and drift_fires(cfg.retrain, event.feature):
+                await self.retrain.trigger(
+                    event.model,
+                    "drift",
+                    {
+                        "feature": event.feature,
+                        "method": event.method,
+                        "statistic": event.statistic,
+                        "version": event.model_version,
+                    },
+                )
+
+    async def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        await self.pool.close()
 
 
 class Runtime:
@@ -24,39 +87,35 @@ class Runtime:
         self.settings = settings
         self.sink = sink
         self.publisher = publisher
-        self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
-        self._ingest: IngestService | None = None
-        self._monitor: MonitorService | None = None
+        self._services: Services | None = None
         self.last_batch_at: datetime | None = None
 
     @property
     def connected(self) -> bool:
-        return self._pool is not None
+        return self._services is not None
 
     @property
     def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError("Runtime.ready() has not been awaited")
-        return self._pool
+        if self._services is None:
+            raise RuntimeError("Runtime.services() has not been awaited")
+        return self._services.pool
+
+    async def services(self) -> Services:
+        async with self._lock:
+            if self._services is None:
+                pool = await create_pool(self.settings, max_size=8)
+                self._services = Services(self.settings, pool, self.sink, self.publisher)
+                log.info("connected to PostgreSQL")
+            return self._services
 
     async def ready(self) -> IngestService:
-        async with self._lock:
-            if self._ingest is None:
-                self._pool = await create_pool(self.settings, max_size=6)
-                self._ingest = IngestService(self.settings, self._pool, self.sink)
-                log.info("connected to PostgreSQL")
-            return self._ingest
+        return (await self.services()).ingest
 
     async def monitor(self) -> MonitorService:
-        await self.ready()
-        if self._monitor is None:
-            self._monitor = MonitorService(self.settings, self.pool, self.publisher)
-        return self._monitor
+        return (await self.services()).monitor
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
-            self._ingest = None
-            self._monitor = None
+        if self._services is not None:
+            await self._services.close()
+            self._services = None

@@ -292,6 +292,16 @@ class MonitoringConfig(_Frozen):
     tail_batch: int = Field(5000, ge=1)
 
 
+class ControlConfig(_Frozen):
+    """Who may command the worker. A command passes when it carries a valid HMAC signature
+    (OL_CONTROL_SECRET, or OL_CONTROL_PREVIOUS_SECRET while rotating) or, with `auth` set
+    to "allow_list" or "either", when its issuer is on `allowed_issuers`."""
+
+    auth: Literal["hmac", "allow_list", "either", "both"] = "hmac"
+    allowed_issuers: tuple[str, ...] = ()
+    result_timeout_seconds: float = Field(30.0, gt=0, description="CLI wait for a result")
+
+
 class Settings(BaseSettings):
     """All configuration. Field docs name their environment variables (OL_ + upper name)."""
 
@@ -310,12 +320,22 @@ class Settings(BaseSettings):
         None, description="OL_DATABASE_URL: postgresql:// DSN; unset starts embedded PostgreSQL"
     )
     data_dir: Path = Field(Path(".outcomeloop"), description="OL_DATA_DIR: embedded infra data")
+    registry_dir: Path | None = Field(
+        None, description="OL_REGISTRY_DIR: model artifacts; default <data_dir>/registry"
+    )
+    control_secret: SecretStr | None = Field(
+        None, description="OL_CONTROL_SECRET: HMAC key for commands; default a local key file"
+    )
+    control_previous_secret: SecretStr | None = Field(
+        None, description="OL_CONTROL_PREVIOUS_SECRET: still accepted while rotating"
+    )
     migrations_dir: Path = REPO_ROOT / "migrations"
     log_level: str = "INFO"
     topics: TopicsConfig = TopicsConfig()
     worker: WorkerConfig = WorkerConfig()
     time: TimeConfig = TimeConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    control: ControlConfig = ControlConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
     @classmethod
@@ -333,6 +353,10 @@ class Settings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
         # Earlier sources win: explicit arguments, then the environment, then the file.
         return (init_settings, env_settings, toml)
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.registry_dir or self.data_dir / "registry"
 
     @property
     def embedded(self) -> bool:

@@ -7,6 +7,7 @@ import logging
 from typing import NoReturn
 
 from workers.app import create_app
+from workers.control import agents as control_agents
 from workers.db.migrate import migrate
 from workers.db.pool import create_pool
 from workers.dlq import FaustDeadLetterSink
@@ -52,5 +53,6 @@ def run_worker(settings: Settings) -> NoReturn:
     runtime = Runtime(settings, sink, FaustPublisher(app, settings))
     ingest_agents.register(app, runtime)
     monitor_agents.register(app, runtime)
+    control_agents.register(app, runtime)
     worker = Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
     worker.execute_from_commandline()

@@ -64,7 +64,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/status")
     async def status(web: View, request: Request) -> Response:
-        await runtime.ready()
-        async with runtime.pool.acquire() as conn:
+        services = await runtime.services()
+        async with services.pool.acquire() as conn:
             body = await summary(conn, utc_now())
         return web.json(body)

@@ -4,14 +4,14 @@ reference, feature by feature, with one DriftDetected per episode."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from schemas import DriftDetected
+from schemas import DriftDetected, Message
 from workers import metrics
 from workers.monitor import sql
 from workers.monitor.drift_methods import DriftResult, compare, is_numeric
@@ -100,6 +100,7 @@ class DriftEvaluator:
             for name, cfg in settings.models.items()
         }
         self._last_seen: dict[tuple[str, str], tuple[datetime, int]] = {}
+        self.listeners: list[Callable[[Message], Awaitable[None]]] = []
 
     async def _reference(self, model: str, version: str, size: int) -> Reference | None:
         key = (model, version)
@@ -209,6 +210,11 @@ class DriftEvaluator:
                 event.threshold,
             )
             await self.publisher.publish(self.settings.topics.drift, event, key=model)
+            for listener in self.listeners:
+                try:
+                    await listener(event)
+                except Exception:
+                    log.exception("a drift listener failed")
         return raised
 
     def active_episodes(self) -> list[tuple[str, ...]]:

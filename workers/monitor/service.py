@@ -7,14 +7,14 @@ on which worker matured them, and rebuilds its windows from PostgreSQL after a r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from schemas import DriftDetected, LagMeasured, QualityAlertRaised
+from schemas import DriftDetected, LagMeasured, Message, QualityAlertRaised
 from schemas.base import utc_now
 from workers import metrics
 from workers.monitor import sql
@@ -58,6 +58,9 @@ class MonitorService:
         self._alerts = EpisodeTracker(clear_after=1)
         self._last_snapshot: datetime | None = None
         self.drift = DriftEvaluator(settings, pool, publisher, clock)
+        # Called with every alert the monitor publishes (the retrain triggers listen).
+        self.listeners: list[Callable[[Message], Awaitable[None]]] = []
+        self.drift.listeners = self.listeners
 
     # -- quality ---------------------------------------------------------------------
 
@@ -163,10 +166,19 @@ class MonitorService:
             await sql.insert_snapshots(conn, snapshots)
             await sql.insert_drift_stats(conn, drift_rows)
         for alert in alerts:
+            metrics.QUALITY_ALERTS.labels(alert.model, alert.metric).inc()
             await self.publisher.publish(self.settings.topics.drift, alert, key=alert.model)
         for shift in error_alerts:
-            log.warning("error stream of %s %s rose: %s", shift.model, shift.model_version, shift)
+            log.warning(
+                "error stream of %s %s rose: %.4f -> %.4f",
+                shift.model,
+                shift.model_version,
+                shift.threshold,
+                shift.statistic,
+            )
             await self.publisher.publish(self.settings.topics.drift, shift, key=shift.model)
+        for event in [*alerts, *error_alerts]:
+            await notify(self.listeners, event)
         return fed
 
     def _check_alerts(self, now: datetime) -> tuple[list[SnapshotRow], list[QualityAlertRaised]]:
@@ -269,6 +281,14 @@ class MonitorService:
                 metrics.CONSUMER_LAG.labels(p.topic, str(p.partition)).set(p.lag)
         await self.publisher.publish(self.settings.topics.lag, report, key=self.settings.app_id)
         return report
+
+
+async def notify(listeners: list[Callable[[Message], Awaitable[None]]], event: Message) -> None:
+    for listener in listeners:
+        try:
+            await listener(event)
+        except Exception:
+            log.exception("a listener failed on %s", type(event).__name__)
 
 
 def _example(row: asyncpg.Record) -> Example:

@@ -1,0 +1,302 @@
+"""The retraining loop on a real PostgreSQL with real training in a process pool:
+triggers, gates, registry, approval, rollback, commands and their replays."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import numpy as np
+import pytest
+
+from schemas import (
+    ApproveVersion,
+    CommandResult,
+    ModelPromoted,
+    ModelRejected,
+    OutcomeObserved,
+    PauseModel,
+    PredictionMade,
+    QualityAlertRaised,
+    ResumeModel,
+    RollbackModel,
+)
+from schemas.base import utc_now
+from schemas.commands import Command
+from tests.conftest import SettingsFactory
+from tests.integration.fakes import CollectingPublisher, CollectingSink
+from workers.control.signing import sign, signing_key
+from workers.ingest.decode import RawMessage
+from workers.runtime import Services
+from workers.settings import (
+    AlertRule,
+    GatesConfig,
+    ModelConfig,
+    MonitorConfig,
+    MonitoringConfig,
+    RetrainConfig,
+    Settings,
+    TriggerConfig,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def model_config(**retrain: Any) -> ModelConfig:
+    gates = retrain.pop("gates", GatesConfig(min_samples=100, bootstrap_resamples=50))
+    return ModelConfig(
+        horizon_seconds=3600,
+        features=("x", "channel"),
+        monitor=MonitorConfig(
+            count_windows=(100,),
+            time_windows_seconds=(),
+            alerts=(AlertRule(metric="mae", window="last_100", above=0.02),),
+            error_detector="none",
+        ),
+        retrain=RetrainConfig(
+            candidates=("lightgbm", "linear"),
+            validation_share=0.25,
+            triggers=TriggerConfig(on_quality_alert=True, cooldown_seconds=600),
+            gates=gates,
+            **retrain,
+        ),
+    )
+
+
+@pytest.fixture
+async def services(
+    make_settings: SettingsFactory, pool: asyncpg.Pool, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Services, CollectingPublisher, Settings]]:
+    cfg = getattr(request, "param", None) or model_config()
+    settings = make_settings(
+        models={"ctr": cfg}, monitoring=MonitoringConfig(snapshot_interval_seconds=0.001)
+    )
+    publisher = CollectingPublisher()
+    s = Services(settings, pool, CollectingSink(), publisher)
+    yield s, publisher, settings
+    await s.retrain.idle()
+    await s.control.idle()
+    s.executor.shutdown(wait=True)
+
+
+async def ingest_examples(
+    s: Services,
+    settings: Settings,
+    n: int,
+    *,
+    champion_error: float,
+    start: int = 0,
+    leak: bool = False,
+) -> None:
+    """Examples whose label is 0.05 + 0.03·x plus noise; the serving model's logged score is
+    off by `champion_error`."""
+    rng = np.random.default_rng(start)
+    now = utc_now()
+    raws = []
+    for i in range(start, start + n):
+        x = float(rng.normal())
+        label = 0.05 + 0.03 * x + float(rng.normal(0, 0.01))
+        features: dict[str, Any] = {"x": x, "channel": ["a", "b"][i % 2]}
+        if leak:
+            features["x"] = label  # the label copied into an input
+        p = PredictionMade(
+            prediction_id=f"p{i}",
+            model="ctr",
+            model_version="v1",
+            features=features,
+            prediction=label + float(rng.choice([-1, 1])) * champion_error,
+            predicted_at=now - timedelta(minutes=30) + timedelta(milliseconds=i),
+        )
+        o = OutcomeObserved(
+            prediction_id=p.prediction_id,
+            outcome_kind="measured",
+            value=label,
+            observed_at=now - timedelta(minutes=10),
+        )
+        raws += [
+            RawMessage(settings.topics.predictions, 0, 2 * i, None, p.to_bytes()),
+            RawMessage(settings.topics.outcomes, 0, 2 * i + 1, None, o.to_bytes()),
+        ]
+    await s.ingest.handle(raws)
+
+
+async def fetch(pool: asyncpg.Pool, query: str, *args: Any) -> list[asyncpg.Record]:
+    async with pool.acquire() as c:
+        return await c.fetch(query, *args)
+
+
+async def champion(pool: asyncpg.Pool) -> str:
+    rows = await fetch(
+        pool, "SELECT version FROM model_aliases WHERE model='ctr' AND alias='champion'"
+    )
+    return rows[0]["version"]
+
+
+def command_raw(settings: Settings, command: Command, *, signed: bool = True) -> RawMessage:
+    if signed:
+        command = sign(command, signing_key(settings))
+    return RawMessage(settings.topics.control, 0, 0, None, command.to_bytes())
+
+
+async def test_a_threshold_crossing_fires_exactly_one_retrain_that_is_promoted(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, publisher, settings = services
+    await s.monitor.tick_quality()
+    await ingest_examples(s, settings, 600, champion_error=0.04)
+    await s.monitor.tick_quality()  # MAE over the last 100 is 0.04 > 0.02: an alert
+    assert len(publisher.of_type(QualityAlertRaised)) == 1
+    # More bad data and more alerts within the cooldown: no second run.
+    await ingest_examples(s, settings, 100, champion_error=0.05, start=1000)
+    await s.monitor.tick_quality()
+    assert await s.retrain.trigger("ctr", "quality_alert", {}) is None
+    await s.retrain.idle()
+
+    runs = await fetch(pool, "SELECT * FROM retrain_runs")
+    assert [(r["status"], r["trigger"], r["error"]) for r in runs] == [
+        ("succeeded", "quality_alert", None)
+    ]
+    run = runs[0]
+    assert set(run["durations"]) >= {"dataset_export", "data_gates", "training", "evaluation"}
+    assert {g["name"] for g in run["gate_report"]} >= {"min_samples", "improvement", "contract"}
+    assert await champion(pool) == f"r{run['id']}"
+    history = await fetch(
+        pool, "SELECT version, previous_version, set_by FROM alias_history ORDER BY id"
+    )
+    assert [(h["version"], h["previous_version"]) for h in history] == [
+        ("v1", None),
+        (f"r{run['id']}", "v1"),
+    ]
+    promoted = publisher.of_type(ModelPromoted)
+    assert len(promoted) == 1 and promoted[0].files  # type: ignore[attr-defined]
+    card = (
+        await fetch(pool, "SELECT card FROM model_versions WHERE version = $1", f"r{run['id']}")
+    )[0]["card"]
+    assert card["parent_version"] == "v1" and card["samples"]["train"] > 0
+    assert card["metrics"]["validation_mae"] < card["metrics"]["champion_validation_mae"]
+
+
+@pytest.mark.parametrize(
+    "services",
+    [
+        model_config(
+            gates=GatesConfig(min_samples=100, min_improvement=0.02, bootstrap_resamples=50)
+        )
+    ],
+    indirect=True,
+)
+async def test_a_candidate_worse_than_the_champion_is_not_promoted(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, publisher, settings = services
+    await ingest_examples(s, settings, 400, champion_error=0.0)  # the champion is perfect
+    run_id = await s.retrain.run("ctr", "command", {})
+    run = (await fetch(pool, "SELECT * FROM retrain_runs WHERE id = $1", run_id))[0]
+    assert run["status"] == "gated"
+    improvement = next(g for g in run["gate_report"] if g["name"] == "improvement")
+    assert improvement["passed"] is False and improvement["numbers"]["improvement"] < 0.02
+    assert await champion(pool) == "v1"
+    version = await fetch(
+        pool, "SELECT status FROM model_versions WHERE version = $1", f"r{run_id}"
+    )
+    assert version[0]["status"] == "rejected"
+    rejected = publisher.of_type(ModelRejected)
+    assert len(rejected) == 1 and "improvement" in rejected[0].reason  # type: ignore[attr-defined]
+
+
+async def test_leakage_fails_the_run(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, publisher, settings = services
+    await ingest_examples(s, settings, 300, champion_error=0.03, leak=True)
+    run_id = await s.retrain.run("ctr", "command", {})
+    run = (await fetch(pool, "SELECT * FROM retrain_runs WHERE id = $1", run_id))[0]
+    assert run["status"] == "failed" and "near copy of the label" in run["error"]
+    assert "'x'" in run["error"]
+    assert any("leakage" in e.reason for e in publisher.of_type(ModelRejected))  # type: ignore[attr-defined]
+    assert await champion(pool) == "v1"
+
+
+@pytest.mark.parametrize("services", [model_config(promotion="approval")], indirect=True)
+async def test_approval_rollback_and_replayed_commands(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, publisher, settings = services
+    await ingest_examples(s, settings, 400, champion_error=0.04)
+    run_id = await s.retrain.run("ctr", "command", {})
+    version = f"r{run_id}"
+    assert await champion(pool) == "v1"  # waits for an operator
+    status = await fetch(pool, "SELECT status FROM model_versions WHERE version = $1", version)
+    assert status[0]["status"] == "candidate"
+
+    approve = command_raw(
+        settings,
+        ApproveVersion(model="ctr", version=version, issued_by="alice", reason="looks good"),
+    )
+    result = await s.control.handle(approve)
+    assert result is not None and (result.status, result.replayed) == ("done", False)
+    assert await champion(pool) == version
+
+    rollback = command_raw(settings, RollbackModel(model="ctr", issued_by="bob", reason="alerts"))
+    result = await s.control.handle(rollback)
+    assert result is not None and result.status == "done" and result.data["version"] == "v1"
+    assert await champion(pool) == "v1"
+    assert publisher.of_type(ModelPromoted)[-1].rollback  # type: ignore[attr-defined]
+
+    # The approval arrives again (a redelivery): answered, not done again.
+    replay = await s.control.handle(approve)
+    assert replay is not None and replay.replayed and replay.status == "done"
+    assert await champion(pool) == "v1"
+    audit = await fetch(
+        pool, "SELECT actor, action FROM audit_log WHERE action IN ('approve','rollback','promote')"
+    )
+    assert [(a["actor"], a["action"]) for a in audit].count(("alice", "promote")) == 1
+    commands = await fetch(pool, "SELECT command, status FROM commands ORDER BY received_at")
+    assert [(c["command"], c["status"]) for c in commands] == [
+        ("approve", "done"),
+        ("rollback", "done"),
+    ]
+    results = publisher.of_type(CommandResult)
+    assert [r.status for r in results] == ["accepted", "done", "accepted", "done", "done"]  # type: ignore[attr-defined]
+
+
+async def test_unsigned_and_wrongly_signed_commands_are_refused(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, _, settings = services
+    unsigned = command_raw(settings, PauseModel(model="ctr", issued_by="mallory"), signed=False)
+    forged = RawMessage(
+        settings.topics.control,
+        0,
+        1,
+        None,
+        sign(PauseModel(model="ctr", issued_by="mallory"), b"not the key").to_bytes(),
+    )
+    for raw in (unsigned, forged):
+        result = await s.control.handle(raw)
+        assert result is not None and result.status == "refused"
+        assert "not authorised" in result.detail
+    dead = await fetch(pool, "SELECT error_type, payload FROM dead_letters ORDER BY id")
+    assert [d["error_type"] for d in dead] == ["unauthorized", "unauthorized"]
+    assert bytes(dead[0]["payload"]) == unsigned.value
+    paused = await fetch(pool, "SELECT paused FROM model_controls WHERE model = 'ctr'")
+    assert not paused or paused[0]["paused"] is False
+    audit = await fetch(pool, "SELECT action FROM audit_log")
+    assert [a["action"] for a in audit] == ["refused:pause", "refused:pause"]
+
+
+async def test_a_paused_model_never_retrains_on_its_own(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, _, settings = services
+    await ingest_examples(s, settings, 300, champion_error=0.04)
+    await s.control.handle(command_raw(settings, PauseModel(model="ctr", issued_by="alice")))
+    assert await s.retrain.trigger("ctr", "quality_alert", {}) is None
+    assert "paused" in (await s.retrain.decision("ctr", "quality_alert")).reason
+    await s.control.handle(command_raw(settings, ResumeModel(model="ctr", issued_by="alice")))
+    task = await s.retrain.trigger("ctr", "quality_alert", {})
+    assert task is not None and await task is not None
+    runs = await fetch(pool, "SELECT trigger FROM retrain_runs")
+    assert [r["trigger"] for r in runs] == ["quality_alert"]

@@ -1,0 +1,45 @@
+"""The control agent, and the leader's retrain housekeeping timer."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from workers.ingest.decode import RawMessage
+from workers.runtime import Runtime
+from workers.topics import bytes_topic
+
+log = logging.getLogger(__name__)
+HOUSEKEEPING_SECONDS = 5.0
+
+
+def register(app: faust.App, runtime: Runtime) -> None:
+    topic = bytes_topic(app, runtime.settings.topics.control, runtime.settings)
+
+    @app.agent(topic, concurrency=1, name="control")
+    async def control(stream: faust.StreamT[Any]) -> None:
+        services = await runtime.services()
+        async for event in stream.events():
+            raw = RawMessage(
+                event.message.topic,
+                event.message.partition,
+                event.message.offset,
+                event.message.key,
+                event.message.value or b"",
+            )
+            try:
+                await services.control.handle(raw)
+            except Exception:
+                # A command must never stop the agent; the log says what went wrong.
+                log.exception("control message at offset %d failed", raw.offset)
+
+    @app.timer(interval=HOUSEKEEPING_SECONDS, on_leader=True)
+    async def retrain_housekeeping() -> None:
+        services = await runtime.services()
+        try:
+            await services.retrain.housekeeping()
+            await services.retrain.scheduled()
+        except Exception:
+            log.exception("retrain housekeeping failed; retrying at the next tick")

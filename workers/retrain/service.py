@@ -1,0 +1,422 @@
+"""A retrain run, start to finish: dataset, data gates, training in a process pool,
+evaluation against the champion, model gates, registry, promotion or a wait for approval.
+
+Every stage is timed and the run's row in `retrain_runs` holds the dataset summary, the
+gate report and the durations, whether it ends in a promotion, a gate or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import numpy as np
+
+from schemas import ModelPromoted, ModelRegistered, ModelRejected
+from schemas.base import utc_now
+from workers.publish import EventPublisher
+from workers.registry.service import SYSTEM, Registry
+from workers.retrain import sql
+from workers.retrain.dataset import LeakageError, Row, check_leakage, load_dataset, temporal_split
+from workers.retrain.gates import (
+    DataView,
+    GateResult,
+    ModelView,
+    data_gates,
+    first_failure,
+    model_gates,
+)
+from workers.retrain.models import load_model
+from workers.retrain.scoring import score
+from workers.retrain.trainer import TrainJob, train_in_process
+from workers.retrain.triggers import ControlState, Decision, TriggerKind, decide
+from workers.settings import ModelConfig, Settings
+
+log = logging.getLogger(__name__)
+# A run still marked running this long after it started belongs to a worker that died.
+ABANDONED_AFTER = timedelta(hours=6)
+
+
+def _numeric_columns(rows: list[Row], names: list[str]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        values = [r.features.get(name) for r in rows]
+        if all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
+        ):
+            out[name] = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    return out
+
+
+class RetrainService:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        publisher: EventPublisher,
+        registry: Registry,
+        executor: Executor,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.publisher = publisher
+        self.registry = registry
+        self.executor = executor
+        self.clock = clock
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- triggering ---------------------------------------------------------------
+
+    async def decision(self, model: str, kind: TriggerKind) -> Decision:
+        cfg = self.settings.models[model]
+        async with self.pool.acquire() as conn:
+            ctl = await sql.control(conn, model)
+            running = await conn.fetchval(
+                "SELECT count(*) FROM retrain_runs WHERE model = $1 AND status = 'running'", model
+            )
+        state = ControlState(bool(ctl["paused"]), ctl["last_auto_retrain_at"], running > 0)
+        return decide(kind, cfg.retrain, state, self.clock())
+
+    async def trigger(
+        self, model: str, kind: TriggerKind, detail: dict[str, Any], *, by: str = SYSTEM
+    ) -> asyncio.Task[int | None] | None:
+        """Start a run in the background if the trigger may fire now; None if not."""
+        if model not in self.settings.models:
+            return None
+        verdict = await self.decision(model, kind)
+        if not verdict.go:
+            log.info("%s: %s trigger not acted on: %s", model, kind, verdict.reason)
+            return None
+        if kind != "command":
+            async with self.pool.acquire() as conn:
+                seq, _ = await sql.outcome_progress(conn, model, 0)
+                await sql.mark_auto_retrain(conn, model, self.clock(), seq)
+        log.info("%s: retrain triggered by %s %s", model, kind, detail)
+        task = asyncio.create_task(self.run(model, kind, detail, by=by))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def idle(self) -> None:
+        """Wait for background runs (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- the run --------------------------------------------------------------------
+
+    async def run(
+        self, model: str, trigger: str, detail: dict[str, Any], *, by: str = SYSTEM
+    ) -> int | None:
+        cfg = self.settings.models[model]
+        async with self.pool.acquire() as conn:
+            run_id = await sql.start_run(conn, model, trigger, {**detail, "by": by})
+        if run_id is None:
+            log.info("%s: a retrain is already running; %s trigger skipped", model, trigger)
+            return None
+        timings: dict[str, float] = {}
+        report: list[GateResult] = []
+        dataset_info: dict[str, Any] = {}
+        version = f"r{run_id}"
+        try:
+            status, version_or_none = await self._run(
+                model, cfg, run_id, version, trigger, by, timings, report, dataset_info
+            )
+            await self._finish(run_id, status, version_or_none, dataset_info, report, timings, None)
+        except LeakageError as exc:
+            await self._finish(run_id, "failed", None, dataset_info, report, timings, str(exc))
+            await self.publisher.publish(
+                self.settings.topics.models,
+                ModelRejected(
+                    model=model, run_id=run_id, by=SYSTEM, status="gated", reason=f"leakage: {exc}"
+                ),
+                key=model,
+            )
+        except Exception as exc:
+            log.exception("%s: retrain run %d failed", model, run_id)
+            await self._finish(run_id, "failed", None, dataset_info, report, timings, repr(exc))
+        log.info(
+            "%s: retrain run %d timings %s",
+            model,
+            run_id,
+            {k: round(v, 3) for k, v in timings.items()},
+        )
+        return run_id
+
+    async def _finish(
+        self,
+        run_id: int,
+        status: str,
+        version: str | None,
+        dataset: dict[str, Any],
+        report: list[GateResult],
+        timings: dict[str, float],
+        error: str | None,
+    ) -> None:
+        async with self.pool.acquire() as conn:
+            await sql.finish_run(
+                conn,
+                run_id,
+                status=status,
+                candidate_version=version,
+                dataset=dataset,
+                gate_report=[g.to_dict() for g in report],
+                durations={k: round(v, 4) for k, v in timings.items()},
+                error=error,
+            )
+
+    async def _run(
+        self,
+        model: str,
+        cfg: ModelConfig,
+        run_id: int,
+        version: str,
+        trigger: str,
+        by: str,
+        timings: dict[str, float],
+        report: list[GateResult],
+        dataset_info: dict[str, Any],
+    ) -> tuple[str, str | None]:
+        now = self.clock()
+        t = time.perf_counter()
+        async with self.pool.acquire() as conn:
+            rows, early = await load_dataset(conn, model, cfg, now)
+            serving = await sql.serving_version(conn, model)
+        timings["dataset_export"] = time.perf_counter() - t
+        if await self.registry.champion(model) is None and serving is not None:
+            await self.registry.adopt_external(model, serving)
+        champion = await self.registry.champion(model)
+
+        t = time.perf_counter()
+        names = list(cfg.features) or sorted({k for r in rows for k in r.features})
+        leakage = check_leakage(rows, names)
+        split = temporal_split(rows, cfg.retrain.validation_share, cfg.retrain.recent_seconds)
+        dataset_info.update(
+            split.describe(),
+            rows=len(rows),
+            left_out_early_labels=early,
+            leakage_checked=leakage,
+            features=names,
+        )
+        report += data_gates(
+            DataView(
+                task=cfg.task,
+                labels=np.array([r.label for r in rows], dtype=float),
+                predicted_at=np.array([r.predicted_at.timestamp() for r in rows], dtype=float),
+                features=_numeric_columns(rows, names),
+            ),
+            cfg.retrain.gates,
+        )
+        timings["data_gates"] = time.perf_counter() - t
+        failed = first_failure(report)
+        if failed is not None:
+            await self._gated(model, run_id, None, failed)
+            return "gated", None
+
+        t = time.perf_counter()
+        final_dir = (self.settings.artifacts_dir / model / version).resolve()
+        work_dir = final_dir.with_name(f".{version}.partial")
+        shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir(parents=True)
+        job = TrainJob(
+            task=cfg.task,
+            metric=cfg.retrain_metric,
+            kinds=tuple(cfg.retrain.candidates),
+            feature_names=tuple(names),
+            train_rows=[dict(r.features) for r in split.train],
+            train_labels=[r.label for r in split.train],
+            val_rows=[dict(r.features) for r in split.validation],
+            val_labels=[r.label for r in split.validation],
+            params=dict(cfg.retrain.params),
+            seed=run_id,
+            output_dir=str(work_dir),
+        )
+        outcome = await asyncio.get_running_loop().run_in_executor(
+            self.executor, train_in_process, job
+        )
+        shutil.rmtree(final_dir, ignore_errors=True)
+        work_dir.rename(final_dir)  # the version's folder appears whole or not at all
+        timings["training"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        candidate = load_model(final_dir, outcome.files)
+        champ_model = None
+        if champion is not None and champion["artifact_dir"]:
+            champ_model = load_model(Path(champion["artifact_dir"]), champion["files"])
+
+        def predict(rows: list[Row], who: str) -> np.ndarray | None:
+            if not rows:
+                return None
+            feats = [dict(r.features) for r in rows]
+            if who == "candidate":
+                return candidate.predict(feats)
+            if champ_model is not None:
+                return champ_model.predict(feats)
+            # No artifact for the champion (it was trained elsewhere): its own logged
+            # scores on these rows stand in for it. Comparison only, never a label.
+            return np.array([r.prediction for r in rows], dtype=float)
+
+        candidate_eval = predict(split.validation, "candidate")
+        if candidate_eval is None:
+            raise ValueError("no validation rows: the dataset is too small to split")
+        val_labels = np.array([r.label for r in split.validation], dtype=float)
+        recent_labels = (
+            np.array([r.label for r in split.recent], dtype=float) if split.recent else None
+        )
+        view = ModelView(
+            task=cfg.task,
+            metric=cfg.retrain_metric,
+            eval_labels=val_labels,
+            candidate_eval=candidate_eval,
+            champion_eval=predict(split.validation, "champion") if champion is not None else None,
+            recent_labels=recent_labels,
+            candidate_recent=predict(split.recent, "candidate"),
+            champion_recent=predict(split.recent, "champion") if champion is not None else None,
+            contract_features=tuple(cfg.features),
+            candidate_features=tuple(candidate.spec.names),
+            contract_task=cfg.task,
+            candidate_task=candidate.task,
+        )
+        report += model_gates(view, cfg.retrain.gates, seed=run_id)
+        timings["evaluation"] = time.perf_counter() - t
+
+        metrics = {
+            f"validation_{cfg.retrain_metric}": score(
+                cfg.retrain_metric, val_labels, view.candidate_eval
+            ),
+        }
+        if view.champion_eval is not None:
+            metrics[f"champion_validation_{cfg.retrain_metric}"] = score(
+                cfg.retrain_metric, val_labels, view.champion_eval
+            )
+        if recent_labels is not None and view.candidate_recent is not None:
+            metrics[f"recent_{cfg.retrain_metric}"] = score(
+                cfg.retrain_metric, recent_labels, view.candidate_recent
+            )
+        card = {
+            "model": model,
+            "version": version,
+            "kind": outcome.best_kind,
+            "task": cfg.task,
+            "features": outcome.spec,
+            "training_window": split.describe(),
+            "samples": {
+                "train": len(split.train),
+                "validation": len(split.validation),
+                "recent": len(split.recent),
+            },
+            "candidates": outcome.validation_metrics,
+            "metrics": metrics,
+            "gate_report": [g.to_dict() for g in report],
+            "parent_version": champion["version"] if champion is not None else None,
+            "trigger": {"kind": trigger, "by": by, "run_id": run_id},
+            "created_at": now.isoformat(),
+        }
+        failed = first_failure(report)
+        status = "rejected" if failed is not None else "candidate"
+        await self.registry.register(
+            model=model,
+            version=version,
+            status=status,
+            kind=outcome.best_kind,
+            artifact_dir=str(final_dir),
+            files=outcome.files,
+            card=card,
+            parent_version=card["parent_version"],
+            run_id=run_id,
+        )
+        if failed is not None:
+            await self._gated(model, run_id, version, failed)
+            return "gated", version
+        await self.publisher.publish(
+            self.settings.topics.models,
+            ModelRegistered(
+                model=model, version=version, status="candidate", run_id=run_id, metrics=metrics
+            ),
+            key=model,
+        )
+        if cfg.retrain.promotion == "auto":
+            promoted = await self.registry.promote(
+                model, version, by=SYSTEM, reason=f"every gate passed (run {run_id}, {trigger})"
+            )
+            await self.publisher.publish(self.settings.topics.models, promoted, key=model)
+            log.info(
+                "%s: %s promoted to champion (was %s)", model, version, promoted.previous_version
+            )
+        else:
+            log.info("%s: %s passed its gates and waits for ApproveVersion", model, version)
+        return "succeeded", version
+
+    async def _gated(
+        self, model: str, run_id: int, version: str | None, failed: GateResult
+    ) -> None:
+        log.warning("%s: run %d stopped at gate %s: %s", model, run_id, failed.name, failed.reason)
+        await self.publisher.publish(
+            self.settings.topics.models,
+            ModelRejected(
+                model=model,
+                version=version,
+                run_id=run_id,
+                by=SYSTEM,
+                status="gated",
+                reason=f"gate {failed.name}: {failed.reason}",
+            ),
+            key=model,
+        )
+
+    # -- housekeeping ---------------------------------------------------------------
+
+    async def housekeeping(self) -> list[Any]:
+        """Expire approvals that waited too long; mark runs of dead workers failed."""
+        now = self.clock()
+        events: list[Any] = []
+        async with self.pool.acquire() as conn:
+            await sql.abandon_runs(conn, now - ABANDONED_AFTER)
+        for model, cfg in self.settings.models.items():
+            timeout = timedelta(seconds=cfg.retrain.approval_timeout_seconds)
+            for event in await self.registry.expire_stale(model, timeout, now):
+                await self.publisher.publish(self.settings.topics.models, event, key=model)
+                events.append(event)
+        return events
+
+    async def scheduled(self) -> list[str]:
+        """Schedule and outcome-count triggers; returns the models it started runs for."""
+        started: list[str] = []
+        now = self.clock()
+        for model, cfg in self.settings.models.items():
+            t = cfg.retrain.triggers
+            async with self.pool.acquire() as conn:
+                ctl = await sql.control(conn, model)
+                _, new_outcomes = await sql.outcome_progress(
+                    conn, model, ctl["outcomes_seen_at_retrain"]
+                )
+            if t.schedule_seconds > 0:
+                anchor = ctl["last_auto_retrain_at"] or ctl["updated_at"]
+                if (now - anchor).total_seconds() >= t.schedule_seconds and await self.trigger(
+                    model, "schedule", {"every_seconds": t.schedule_seconds}
+                ):
+                    started.append(model)
+                    continue
+            if (
+                t.outcome_count > 0
+                and new_outcomes >= t.outcome_count
+                and await self.trigger(model, "outcome_count", {"new_outcomes": new_outcomes})
+            ):
+                started.append(model)
+        return started
+
+
+def command_uuid(value: str | None) -> UUID | None:
+    return UUID(value) if value else None
+
+
+__all__ = ["ModelPromoted", "RetrainService", "command_uuid"]
