@@ -113,6 +113,51 @@ def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_command(settings: Settings, args: argparse.Namespace) -> int:
+    """retrain / approve / reject / rollback / pause / resume: sign, send, wait, report."""
+    import getpass
+
+    from schemas import (
+        ApproveVersion,
+        PauseModel,
+        RejectVersion,
+        ResumeModel,
+        RetrainModel,
+        RollbackModel,
+    )
+    from workers.control.client import send_command
+
+    settings = _resolve(settings, kafka=True, database=False)
+    common = {"model": args.model, "issued_by": args.by or getpass.getuser(), "reason": args.reason}
+    verbs: dict[str, object] = {
+        "retrain": RetrainModel,
+        "approve": ApproveVersion,
+        "reject": RejectVersion,
+        "rollback": RollbackModel,
+        "pause": PauseModel,
+        "resume": ResumeModel,
+    }
+    cls = verbs[args.command]
+    extra = {"version": args.version} if args.command in ("approve", "reject") else {}
+    command = cls(**common, **extra)  # type: ignore[operator]
+    wait = args.timeout or settings.control.result_timeout_seconds
+    results = asyncio.run(send_command(settings, command, wait_seconds=wait))
+    for r in results:
+        print(f"{r.status}: {r.detail}" + (" (replayed)" if r.replayed else ""))
+    if not results:
+        print(
+            f"no answer within {wait:.0f}s: is a worker running and consuming "
+            f"{settings.topics.control}? (command id {command.command_id})",
+            file=sys.stderr,
+        )
+        return 2
+    final = results[-1]
+    if final.status == "accepted":
+        print(f"still running after {wait:.0f}s; `outcomeloop status` shows how it ends")
+        return 0
+    return 0 if final.status == "done" else 1
+
+
 def _spec(args: argparse.Namespace, run_id: str) -> ScenarioSpec:
     return ScenarioSpec(
         name=args.scenario,
@@ -180,8 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, help="stop after this many messages")
     tail.add_argument("--idle", type=float, help="stop after this many seconds without one")
+    for verb, text in (
+        ("retrain", "retrain a model now (a signed RetrainModel command)"),
+        ("approve", "promote a candidate version to champion"),
+        ("reject", "reject a candidate version"),
+        ("rollback", "put the previous champion back"),
+        ("pause", "stop automatic retrains of a model"),
+        ("resume", "allow automatic retrains again"),
+    ):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("model")
+        if verb in ("approve", "reject"):
+            p.add_argument("version")
+        p.add_argument("--reason", default="", help="recorded in the audit log")
+        p.add_argument("--by", help="who is issuing it (default: your user name)")
+        p.add_argument("--timeout", type=float, help="seconds to wait for the result")
     demo = sub.add_parser("demo", help="run the whole loop on embedded infra and summarise")
-    _add_scenario_args(demo, count=4000, rate=100.0)
+    _add_scenario_args(demo, count=5000, rate=100.0)
     demo.add_argument("--timeout", type=float, default=150.0, help="seconds before giving up")
     return parser
 
@@ -192,6 +252,12 @@ COMMANDS = {
     "infra": _cmd_infra,
     "produce": _cmd_produce,
     "status": _cmd_status,
+    "retrain": _cmd_command,
+    "approve": _cmd_command,
+    "reject": _cmd_command,
+    "rollback": _cmd_command,
+    "pause": _cmd_command,
+    "resume": _cmd_command,
     "tail": _cmd_tail,
     "demo": _cmd_demo,
 }

@@ -1,4 +1,10 @@
-"""`outcomeloop demo`: embedded infra, a worker, a drifting scenario, and what happened."""
+"""`outcomeloop demo`: embedded infra, a worker, a drifting scenario, and the whole loop.
+
+The scenario's predictions are scored through the serving client: by the scenario's own
+model until Outcome Loop has promoted one of its own, then by that one. Its data drifts
+half way; the demo shows the rolling MAE rise past its bound, the drift alerts, the
+retrain that fires, its gates, the promotion, and the MAE coming back down.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from rich.console import Console
@@ -22,6 +29,9 @@ from workers.infra.embedded import ensure_infra
 from workers.infra.net import free_port
 from workers.ingest import sql
 from workers.monitor import sql as monitor_sql
+from workers.registry import sql as registry_sql
+from workers.retrain import sql as retrain_sql
+from workers.serving.client import ServingClient
 from workers.settings import METRICS_BY_TASK, Settings, child_env, count_window_name
 from workers.synth.run import run_scenario
 from workers.synth.spec import ScenarioSpec
@@ -32,30 +42,41 @@ console = Console()
 
 @dataclass
 class _Watch:
-    """What the live display shows of the monitor."""
+    """What the live display shows of the monitor and the registry."""
 
     model: str
-    version: str
     window: str
     metric: str
     value: float | None = None
+    version: str | None = None
     alerts: int = 0
     drift: list[str] = field(default_factory=list)
+    champion: str | None = None
+    runs: list[str] = field(default_factory=list)
 
     async def refresh(self, conn: Conn, since: datetime) -> None:
         series = await self.series(conn, since)
         if series:
-            self.value = series[-1]["value"]
+            self.value, self.version = series[-1]["value"], series[-1]["model_version"]
         self.alerts = sum(1 for r in series if r["reason"] == "alert")
-        self.drift = [f"{r['feature']} ({r['method']})" for r in await self.episodes(conn, since)]
+        self.drift = [
+            f"{r['feature']} ({r['method']}, {r['model_version']})"
+            for r in await self.episodes(conn, since)
+        ]
+        champ = await registry_sql.champion(conn, self.model)
+        self.champion = champ["version"] if champ else None
+        self.runs = [
+            f"run {r['id']}: {r['trigger']} → {r['status']}"
+            + (f" ({r['candidate_version']})" if r["candidate_version"] else "")
+            for r in reversed(await retrain_sql.runs(conn, self.model, 5))
+        ]
 
     async def series(self, conn: Conn, since: datetime) -> list[asyncpg.Record]:
-        rows = await monitor_sql.metric_series(conn, self.model, self.window, self.metric, since)
-        return [r for r in rows if r["model_version"] == self.version]
+        return await monitor_sql.metric_series(conn, self.model, self.window, self.metric, since)
 
     async def episodes(self, conn: Conn, since: datetime) -> list[asyncpg.Record]:
         rows = await monitor_sql.episodes_since(conn, since)
-        return [r for r in rows if (r["model"], r["model_version"]) == (self.model, self.version)]
+        return [r for r in rows if r["model"] == self.model]
 
 
 def _progress_table(
@@ -63,7 +84,7 @@ def _progress_table(
 ) -> Table:
     table = Table(title=f"Outcome Loop demo, {elapsed:5.1f}s", title_justify="left")
     table.add_column("")
-    table.add_column("count", justify="right")
+    table.add_column("now", justify="right")
     table.add_row("messages sent", f"{sent} / {total}")
     for label, key in (
         ("predictions stored", "predictions"),
@@ -75,10 +96,12 @@ def _progress_table(
         ("dead-lettered", "dead_letters"),
     ):
         table.add_row(label, str(counts.get(key, 0)))
-    value = "-" if watch.value is None else f"{watch.value:.4f}"
+    value = "-" if watch.value is None else f"{watch.value:.4f} ({watch.version})"
     table.add_row(f"rolling {watch.metric.upper()} ({watch.window})", value)
     table.add_row("quality alerts", str(watch.alerts))
-    table.add_row("drift alerts", ", ".join(watch.drift) or "none")
+    table.add_row("drift alerts", "\n".join(watch.drift) or "none")
+    table.add_row("retrain runs", "\n".join(watch.runs) or "none")
+    table.add_row("champion", watch.champion or "-")
     return table
 
 
@@ -106,21 +129,28 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, timeout: float) -> bool:
     """Produce the scenario while showing live counts; wait for every prediction to mature."""
     pool = await create_pool(settings, max_size=2)
+    client = ServingClient(settings, spec.name)
+    await client.start()
     progress = {"sent": 0, "total": 0}
 
     def on_progress(done: int, total: int) -> None:
         progress.update(sent=done, total=total)
 
+    def scorer(features: dict[str, Any]) -> tuple[float, str] | None:
+        if client.champion is None:
+            return None  # the scenario's own model, trained outside Outcome Loop
+        answer = client.score(features)
+        return answer.score, answer.version
+
     cfg = settings.models[spec.name]
     rule = cfg.monitor.alerts[0] if cfg.monitor.alerts else None
     watch = _Watch(
         spec.name,
-        spec.version,
         rule.window if rule else count_window_name(cfg.monitor.count_windows[0]),
         rule.metric if rule else METRICS_BY_TASK[cfg.task][0],
     )
     began = time.monotonic()
-    producer = asyncio.create_task(run_scenario(settings, spec, on_progress))
+    producer = asyncio.create_task(run_scenario(settings, spec, on_progress, scorer))
     settled = False
     try:
         with Live(console=console, refresh_per_second=4) as live:
@@ -141,8 +171,14 @@ async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, time
                 await asyncio.sleep(0.5)
         await asyncio.sleep(settings.monitoring.snapshot_interval_seconds)  # a last snapshot
         await _summary(pool, spec, started, watch)
+        if client.stats.answers:
+            console.print(
+                f"the serving client answered {client.stats.answers} predictions: "
+                + ", ".join(f"{n} by {v}" for v, n in client.stats.by_version.items())
+            )
     finally:
         producer.cancel()
+        await client.stop()
         await pool.close()
     return settled
 
@@ -156,6 +192,8 @@ async def _summary(
         dead = await sql.dead_letters_since(conn, started)
         series = await watch.series(conn, started)
         episodes = await watch.episodes(conn, started)
+        runs = await retrain_sql.runs(conn, spec.name, 10)
+        history = await registry_sql.alias_history(conn, spec.name, 10)
     table = Table(title="Read back from PostgreSQL", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -171,34 +209,27 @@ async def _summary(
         table.add_row(label, str(counts[key]))
     console.print(table)
     if quality:
-        q = Table(
-            title=f"Error of the '{spec.name}' champion on matured examples", title_justify="left"
-        )
+        q = Table(title=f"Error on matured examples, '{spec.name}'", title_justify="left")
         q.add_column("segment")
         q.add_column("examples", justify="right")
         q.add_column("MAE", justify="right")
         for row in quality:
-            q.add_row(
-                "after drift" if row["after_drift"] else "before drift",
-                str(row["n"]),
-                f"{row['mae']:.4f}",
-            )
+            segment = "after drift" if row["after_drift"] else "before drift"
+            q.add_row(segment, str(row["n"]), f"{row['mae']:.4f}")
         console.print(q)
     if series:
         t = Table(
             title=f"Rolling {watch.metric.upper()} ({watch.window}) as the monitor recorded it",
             title_justify="left",
         )
-        t.add_column("at (s)", justify="right")
-        t.add_column(watch.metric.upper(), justify="right")
-        t.add_column("examples", justify="right")
-        t.add_column("")
-        step = max(len(series) // 12, 1)
+        for col in ("at (s)", "version", watch.metric.upper(), "examples", ""):
+            t.add_column(col, justify="right" if col != "" else "left")
+        step = max(len(series) // 14, 1)
         shown = [r for i, r in enumerate(series) if i % step == 0 or r["reason"] == "alert"]
         for r in shown:
             at = (r["taken_at"] - started).total_seconds()
             note = "[red]alert: crossed its bound" if r["reason"] == "alert" else ""
-            t.add_row(f"{at:.0f}", f"{r['value']:.4f}", str(r["n"]), note)
+            t.add_row(f"{at:.0f}", r["model_version"], f"{r['value']:.4f}", str(r["n"]), note)
         console.print(t)
     if episodes:
         e = Table(title="Drift episodes (one alert each)", title_justify="left")
@@ -214,6 +245,34 @@ async def _summary(
                 f"{r['threshold']:.4f}",
             )
         console.print(e)
+    for run in reversed(runs):
+        gates = Table(
+            title=f"Retrain run {run['id']}: {run['trigger']} → {run['status']}"
+            + (f", version {run['candidate_version']}" if run["candidate_version"] else ""),
+            title_justify="left",
+        )
+        for col in ("gate", "passed", "reason"):
+            gates.add_column(col)
+        for gate in run["gate_report"]:
+            gates.add_row(gate["name"], "yes" if gate["passed"] else "[red]no", gate["reason"][:70])
+        console.print(gates)
+        durations = ", ".join(f"{k} {v:.2f}s" for k, v in run["durations"].items())
+        console.print(
+            f"  stages: {durations}" + (f"; error: {run['error']}" if run["error"] else "")
+        )
+    if history:
+        h = Table(title="Champion history", title_justify="left")
+        for col in ("at (s)", "version", "previous", "by", "reason"):
+            h.add_column(col)
+        for row in reversed(history):
+            h.add_row(
+                f"{(row['set_at'] - started).total_seconds():.0f}",
+                row["version"],
+                row["previous_version"] or "-",
+                row["set_by"],
+                row["reason"][:50],
+            )
+        console.print(h)
     if dead:
         d = Table(title="Dead letters by reason", title_justify="left")
         d.add_column("error type")
@@ -230,7 +289,7 @@ def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
     spec = ScenarioSpec(**{**spec.__dict__, "run_id": run_id, "version": f"v1-{run_id[4:]}"})
     if settings.kafka_bootstrap is None and settings.database_url is None:
         # Embedded: a broker and database of its own, fresh each run, so the summary and
-        # the drift references are this run's alone (`infra up` state is left untouched).
+        # the registry are this run's alone (`infra up` state is left untouched).
         demo_dir = settings.data_dir / "demo"
         shutil.rmtree(demo_dir, ignore_errors=True)
         settings = settings.model_copy(update={"data_dir": demo_dir})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -69,3 +70,22 @@ def bytes_topic(app: faust.App, name: str, settings: Settings) -> faust.TopicT:
         value_serializer="raw",
         partitions=settings.topics.partitions,
     )
+
+
+async def consumer_at_end(settings: Settings, topic: str) -> Any:
+    """A group-less consumer assigned every partition of `topic`, positioned at the end:
+    for waiting on answers or events that happen after this moment."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    await consumer.topics()  # refresh metadata so partitions are known
+    ids = consumer.partitions_for_topic(topic) or set(range(settings.topics.partitions))
+    parts = [TopicPartition(topic, p) for p in sorted(ids)]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)  # resolve "end" now, not at the first fetch
+    return consumer

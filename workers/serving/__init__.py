@@ -1,0 +1,1 @@
+"""What producers embed: load the champion, score, emit PredictionMade, reload on promotion."""
