@@ -33,6 +33,9 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: $(STAMP)  ## run the benchmarks and write BENCHMARKS.md
+	$(BIN)/python -m benchmarks.run
+
 schemas: $(STAMP)  ## re-export the JSON Schema files from the pydantic models
 	$(BIN)/python -m schemas.export
 

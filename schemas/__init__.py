@@ -19,10 +19,17 @@ from schemas.commands import (
 )
 from schemas.events import FeedbackGiven, IngestEvent, OutcomeObserved, PredictionMade
 from schemas.monitoring import DriftDetected, LagMeasured, PartitionLag, QualityAlertRaised
-from schemas.registry import CommandResult, ModelPromoted, ModelRegistered, ModelRejected
+from schemas.registry import (
+    ChallengerAhead,
+    CommandResult,
+    ModelPromoted,
+    ModelRegistered,
+    ModelRejected,
+)
 
 __all__ = [
     "ApproveVersion",
+    "ChallengerAhead",
     "Command",
     "CommandResult",
     "ControlCommand",

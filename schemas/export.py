@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from schemas import (
     ApproveVersion,
+    ChallengerAhead,
     CommandResult,
     DriftDetected,
     FeedbackGiven,
@@ -44,6 +45,7 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     ModelPromoted,
     ModelRejected,
     CommandResult,
+    ChallengerAhead,
 )
 
 

@@ -60,3 +60,18 @@ class CommandResult(Message):
     data: dict[str, Any] = Field(default_factory=dict)
     replayed: bool = False
     at: AwareTime = Field(default_factory=utc_now)
+
+
+class ChallengerAhead(Message):
+    """An online challenger beat the champion by the configured margin on the same
+    matured examples: one event per episode."""
+
+    kind: Literal["challenger_ahead"] = "challenger_ahead"
+    model: Identifier
+    challenger: Identifier
+    metric: Identifier
+    challenger_value: float
+    champion_value: float
+    improvement: float = Field(..., description="relative, positive is better")
+    examples: int = Field(..., ge=0)
+    detected_at: AwareTime = Field(default_factory=utc_now)

@@ -7,6 +7,7 @@ other's data and can run in any order.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ from workers.infra.postgres import PostgresHandle, start_postgres
 from workers.settings import ModelConfig, Settings, TimeConfig, TopicsConfig, WorkerConfig
 
 REPO = Path(__file__).resolve().parent.parent
+# Tests describe the models they need; the demo-tuned defaults must not leak into them
+# (pydantic-settings merges the file's tables with what a test passes). Worker
+# subprocesses inherit this through their environment.
+os.environ["OL_CONFIG_FILE"] = str(REPO / "tests" / "config.toml")
 
 TEST_MODELS = {
     "ctr": ModelConfig(task="regression", horizon_seconds=3600, no_outcome="drop"),

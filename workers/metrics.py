@@ -21,3 +21,13 @@ DRIFT_EPISODES = Counter("ol_drift_episodes_total", "Drift episodes started", ["
 QUALITY_ALERTS = Counter("ol_quality_alerts_total", "Alert rules crossed", ["model", "metric"])
 CONSUMER_LAG = Gauge("ol_consumer_lag", "Messages not yet consumed", ["topic", "partition"])
 LABEL_DELAY = Gauge("ol_label_delay_seconds", "Outcome delay after prediction", ["quantile"])
+CHALLENGER = Gauge(
+    "ol_challenger_metric",
+    "Rolling metric of each challenger and of the champion on the same examples",
+    ["model", "challenger", "side"],
+)
+SHADOW_SKIPPED = Gauge(
+    "ol_shadow_skipped_examples",
+    "Matured examples challengers did not learn from (sampling)",
+    ["model"],
+)

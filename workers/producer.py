@@ -7,7 +7,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from schemas import FeedbackGiven, Message, OutcomeObserved, PredictionMade
+from schemas import (
+    ChallengerAhead,
+    CommandResult,
+    FeedbackGiven,
+    Message,
+    ModelPromoted,
+    ModelRegistered,
+    ModelRejected,
+    OutcomeObserved,
+    PredictionMade,
+)
 from schemas.commands import Command
 from workers.settings import TopicsConfig
 
@@ -21,6 +31,10 @@ def topic_for(event: Message, topics: TopicsConfig) -> str:
         return topics.feedback
     if isinstance(event, Command):
         return topics.control
+    if isinstance(event, ModelPromoted | ModelRegistered | ModelRejected | ChallengerAhead):
+        return topics.models
+    if isinstance(event, CommandResult):
+        return topics.control_results
     raise TypeError(f"no topic for {type(event).__name__}")
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 import asyncpg
 
-from schemas import DriftDetected, Message, QualityAlertRaised
+from schemas import ChallengerAhead, DriftDetected, Message, QualityAlertRaised
 from workers.control.service import ControlService
 from workers.db.pool import create_pool
 from workers.ingest.service import DeadLetterSink, IngestService
@@ -49,7 +49,15 @@ class Services:
         self.settings = settings
 
     async def _on_alert(self, event: Message) -> None:
-        if isinstance(event, QualityAlertRaised):
+        if isinstance(event, ChallengerAhead):
+            cfg = self.settings.models.get(event.model)
+            if cfg is not None and cfg.shadow.on_ahead == "retrain":
+                await self.retrain.trigger(
+                    event.model,
+                    "challenger",
+                    {"challenger": event.challenger, "improvement": event.improvement},
+                )
+        elif isinstance(event, QualityAlertRaised):
             await self.retrain.trigger(
                 event.model,
                 "quality_alert",

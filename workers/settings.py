@@ -228,6 +228,20 @@ class RetrainConfig(_Frozen):
     )
 
 
+class ShadowConfig(_Frozen):
+    """Online River challengers that learn from matured examples beside the champion."""
+
+    challengers: tuple[str, ...] = Field(
+        (), description="keys: linear, hoeffding (regression); logistic, hoeffding (binary)"
+    )
+    window: int = Field(500, ge=10, description="rolling window both sides are scored on")
+    min_examples: int = Field(500, ge=1, description="before a challenger can be ahead")
+    margin: float = Field(0.05, ge=0, description="relative improvement that counts as ahead")
+    sample_share: float = Field(1.0, gt=0, le=1, description="share of examples learned from")
+    on_ahead: Literal["none", "retrain"] = "none"
+    checkpoint_every: int = Field(1000, ge=1, description="examples between checkpoints")
+
+
 class ModelConfig(_Frozen):
     task: Literal["regression", "binary"] = "regression"
     horizon_seconds: float = Field(..., gt=0, description="how long an outcome may take to arrive")
@@ -237,6 +251,7 @@ class ModelConfig(_Frozen):
     features: tuple[str, ...] = ()
     monitor: MonitorConfig = MonitorConfig()
     retrain: RetrainConfig = RetrainConfig()
+    shadow: ShadowConfig = ShadowConfig()
 
     @field_validator("label_precedence")
     @classmethod

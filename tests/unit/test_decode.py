@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import FeedbackGiven, OutcomeObserved, PredictionMade
+from tests.conftest import TEST_MODELS
 from workers.errors import RejectedInput
 from workers.ingest.batch import sort_batch
 from workers.ingest.decode import RawMessage, decode
@@ -18,7 +19,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(kafka_bootstrap="x:1", database_url="postgresql://x/y")
+    return Settings(kafka_bootstrap="x:1", database_url="postgresql://x/y", models=TEST_MODELS)
 
 
 def raw(topic: str, value: bytes, offset: int = 0) -> RawMessage:

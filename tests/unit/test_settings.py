@@ -7,7 +7,26 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from workers.settings import ModelConfig, Settings
+from workers.settings import DEFAULT_CONFIG_FILE, REPO_ROOT, ModelConfig, Settings
+
+
+@pytest.fixture(autouse=True)
+def shipped_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OL_CONFIG_FILE", str(DEFAULT_CONFIG_FILE))
+
+
+def test_the_production_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OL_CONFIG_FILE", str(REPO_ROOT / "config" / "production.example.toml"))
+    s = Settings()
+    gates = s.models["purchase"].retrain.gates
+    assert (gates.min_positives, gates.min_negatives, gates.positive_rate) == (
+        200,
+        200,
+        (0.02, 0.5),
+    )
+    assert gates.stability.enabled and gates.stability.min_agreement == 0.75
+    assert s.models["purchase"].retrain.promotion == "approval"
+    assert s.models["ctr"].monitor.alerts[0].window == "7d"
 
 
 def test_defaults_come_from_the_config_file() -> None:

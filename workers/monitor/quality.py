@@ -44,6 +44,7 @@ class Example:
     """A matured example as the monitor sees it."""
 
     seq: int
+    prediction_id: str
     model: str
     version: str
     prediction: float

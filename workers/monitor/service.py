@@ -14,9 +14,10 @@ from typing import Any
 
 import asyncpg
 
-from schemas import DriftDetected, LagMeasured, Message, QualityAlertRaised
+from schemas import ChallengerAhead, DriftDetected, LagMeasured, Message, QualityAlertRaised
 from schemas.base import utc_now
 from workers import metrics
+from workers.control.signing import signing_key
 from workers.monitor import sql
 from workers.monitor.drift import DriftEvaluator
 from workers.monitor.episodes import EpisodeTracker
@@ -25,6 +26,9 @@ from workers.monitor.quality import Example, QualityTracker
 from workers.monitor.sql import DriftRow, SnapshotRow
 from workers.publish import EventPublisher
 from workers.settings import ModelConfig, Settings
+from workers.shadow import checkpoint
+from workers.shadow import sql as shadow_sql
+from workers.shadow.tracker import ShadowTracker
 
 log = logging.getLogger(__name__)
 ALL = ""  # the segment of all traffic
@@ -46,6 +50,7 @@ class MonitorService:
         pool: asyncpg.Pool,
         publisher: EventPublisher,
         clock: Callable[[], datetime] = utc_now,
+        checkpoint_key: bytes | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -58,6 +63,13 @@ class MonitorService:
         self._alerts = EpisodeTracker(clear_after=1)
         self._last_snapshot: datetime | None = None
         self.drift = DriftEvaluator(settings, pool, publisher, clock)
+        self.shadows = {
+            name: ShadowTracker(name, cfg)
+            for name, cfg in settings.models.items()
+            if cfg.shadow.challengers
+        }
+        self._checkpoint_key = checkpoint_key or signing_key(settings)
+        self._checkpointed: dict[tuple[str, str], int] = {}
         # Called with every alert the monitor publishes (the retrain triggers listen).
         self.listeners: list[Callable[[Message], Awaitable[None]]] = []
         self.drift.listeners = self.listeners
@@ -65,7 +77,7 @@ class MonitorService:
     # -- quality ---------------------------------------------------------------------
 
     def _with_features(self) -> bool:
-        return any(m.monitor.segments for m in self.models.values())
+        return bool(self.shadows) or any(m.monitor.segments for m in self.models.values())
 
     def _state(self, model: str, version: str) -> _Version:
         key = (model, version)
@@ -98,6 +110,17 @@ class MonitorService:
         )
         async with self.pool.acquire() as conn:
             self._seq = await sql.max_seq(conn)
+            for ck in await shadow_sql.load(conn, sorted(self.shadows)):
+                try:
+                    state = checkpoint.load(bytes(ck["state"]), ck["digest"], self._checkpoint_key)
+                except Exception as exc:
+                    log.error(
+                        "challenger %s/%s starts cold: %s", ck["model"], ck["challenger"], exc
+                    )
+                    continue
+                if ck["challenger"] in self.shadows[ck["model"]].challengers:
+                    self.shadows[ck["model"]].restore(ck["challenger"], state)
+                    self._checkpointed[(ck["model"], ck["challenger"])] = ck["learned"]
             rows = await sql.warm_start(
                 conn,
                 sorted(self.models),
@@ -121,6 +144,9 @@ class MonitorService:
         for segment in segments:
             self._tracker(cfg, state, segment).update(ex.prediction, ex.label, ex.matured_at)
             state.dirty.add(segment)
+        shadow = self.shadows.get(ex.model)
+        if shadow is not None:
+            shadow.observe(ex.seq, ex.prediction_id, ex.features, ex.prediction, ex.label)
         shift = state.errors.update(ex.prediction - ex.label) if state.errors else None
         if shift is None or not alerting:
             return []
@@ -161,10 +187,24 @@ class MonitorService:
         if self._last_snapshot is None or (now - self._last_snapshot).total_seconds() >= cadence:
             snapshots += self._cadence_snapshots(now)
             self._last_snapshot = now
+        ahead = self._challengers_ahead(now)
+        if self._last_snapshot == now:
+            snapshots += self._shadow_snapshots(now)
         drift_rows = [_error_row(a) for a in error_alerts]
         async with self.pool.acquire() as conn, conn.transaction():
             await sql.insert_snapshots(conn, snapshots)
             await sql.insert_drift_stats(conn, drift_rows)
+            await shadow_sql.save(conn, self._due_checkpoints())
+        for event in ahead:
+            log.warning(
+                "challenger %s of %s is ahead: %s %.4f vs champion %.4f",
+                event.challenger,
+                event.model,
+                event.metric,
+                event.challenger_value,
+                event.champion_value,
+            )
+            await self.publisher.publish(self.settings.topics.models, event, key=event.model)
         for alert in alerts:
             metrics.QUALITY_ALERTS.labels(alert.model, alert.metric).inc()
             await self.publisher.publish(self.settings.topics.drift, alert, key=alert.model)
@@ -177,9 +217,75 @@ class MonitorService:
                 shift.statistic,
             )
             await self.publisher.publish(self.settings.topics.drift, shift, key=shift.model)
-        for event in [*alerts, *error_alerts]:
-            await notify(self.listeners, event)
+        raised: list[Message] = [*alerts, *error_alerts, *ahead]
+        for message in raised:
+            await notify(self.listeners, message)
         return fed
+
+    def _challengers_ahead(self, now: datetime) -> list[ChallengerAhead]:
+        return [
+            ChallengerAhead(
+                model=model,
+                challenger=a.challenger,
+                metric=a.metric,
+                challenger_value=a.challenger_value,
+                champion_value=a.champion_value,
+                improvement=a.improvement,
+                examples=a.examples,
+                detected_at=now,
+            )
+            for model, shadow in self.shadows.items()
+            for a in shadow.ahead()
+        ]
+
+    def _shadow_snapshots(self, now: datetime) -> list[SnapshotRow]:
+        """Challengers and the champion, scored on the same examples, side by side."""
+        rows: list[SnapshotRow] = []
+        for model, shadow in self.shadows.items():
+            window = f"shadow_{self.models[model].shadow.window}"
+            for key, (mine, champ, n) in shadow.standings().items():
+                rows.append(
+                    SnapshotRow(
+                        model,
+                        f"challenger:{key}",
+                        ALL,
+                        window,
+                        shadow.metric_name,
+                        mine,
+                        n,
+                        "cadence",
+                        now,
+                    )
+                )
+                rows.append(
+                    SnapshotRow(
+                        model,
+                        f"champion-vs:{key}",
+                        ALL,
+                        window,
+                        shadow.metric_name,
+                        champ,
+                        n,
+                        "cadence",
+                        now,
+                    )
+                )
+                metrics.CHALLENGER.labels(model, key, "challenger").set(mine)
+                metrics.CHALLENGER.labels(model, key, "champion").set(champ)
+            metrics.SHADOW_SKIPPED.labels(model).set(shadow.skipped)
+        return rows
+
+    def _due_checkpoints(self) -> list[tuple[str, str, bytes, str, int, int]]:
+        rows = []
+        for model, shadow in self.shadows.items():
+            every = self.models[model].shadow.checkpoint_every
+            for key, ch in shadow.challengers.items():
+                last = self._checkpointed.get((model, key), 0)
+                if ch.learned - last >= every:
+                    blob, digest = checkpoint.dump(ch.state(), self._checkpoint_key)
+                    rows.append((model, key, blob, digest, ch.seq, ch.learned))
+                    self._checkpointed[(model, key)] = ch.learned
+        return rows
 
     def _check_alerts(self, now: datetime) -> tuple[list[SnapshotRow], list[QualityAlertRaised]]:
         rows: list[SnapshotRow] = []
@@ -294,6 +400,7 @@ async def notify(listeners: list[Callable[[Message], Awaitable[None]]], event: M
 def _example(row: asyncpg.Record) -> Example:
     return Example(
         seq=row["matured_seq"],
+        prediction_id=row["prediction_id"],
         model=row["model"],
         version=row["model_version"],
         prediction=row["prediction"],

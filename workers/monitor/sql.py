@@ -13,7 +13,7 @@ import asyncpg
 from workers.db.pool import Conn
 
 TAIL_EXAMPLES = """
-SELECT matured_seq, model, model_version, prediction, label, matured_at,
+SELECT matured_seq, prediction_id, model, model_version, prediction, label, matured_at,
        CASE WHEN $3 THEN features END AS features
 FROM labeled_examples
 WHERE matured_seq > $1
@@ -24,7 +24,7 @@ LIMIT $2
 # The history a fresh monitor needs to fill its windows: per version, the last `$2`
 # examples, and every example that matured after `$3`.
 WARM_START = """
-SELECT matured_seq, model, model_version, prediction, label, matured_at,
+SELECT matured_seq, prediction_id, model, model_version, prediction, label, matured_at,
        CASE WHEN $4 THEN features END AS features
 FROM (
     SELECT le.*, row_number() OVER (

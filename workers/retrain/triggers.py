@@ -8,7 +8,9 @@ from typing import Literal
 
 from workers.settings import RetrainConfig
 
-TriggerKind = Literal["quality_alert", "drift", "schedule", "outcome_count", "command"]
+TriggerKind = Literal[
+    "quality_alert", "drift", "schedule", "outcome_count", "challenger", "command"
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ def decide(kind: TriggerKind, cfg: RetrainConfig, state: ControlState, now: date
         "drift": t.on_drift,
         "schedule": t.schedule_seconds > 0,
         "outcome_count": t.outcome_count > 0,
+        "challenger": True,  # the model's shadow policy (on_ahead) already chose this
     }[kind]
     if not enabled:
         return Decision(False, f"the {kind} trigger is off for this model")

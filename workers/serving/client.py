@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,8 +117,13 @@ class ServingClient:
                     )
         finally:
             await pool.close()
-        self.champion = await self._load(champ) if champ is not None else None
-        self.candidate = await self._load(cand) if cand is not None else None
+        champion = await self._load(champ) if champ is not None else None
+        candidate = await self._load(cand) if cand is not None else None
+        # A champion that has an artifact but failed to load is not an answer: keep serving
+        # the one already loaded rather than falling back.
+        if champion is not None or champ is None or not champ["artifact_dir"]:
+            self.champion = champion
+        self.candidate = candidate
 
     async def _load(self, row: Any) -> Loaded | None:
         if not row["artifact_dir"]:
@@ -153,17 +158,25 @@ class ServingClient:
                     except ValidationError:
                         continue
                     if registered.model == self.model and self.options.canary_share > 0:
-                        await self.refresh()
+                        await self._reload()
                     continue
                 if event.model != self.model:
                     continue
                 log.info("%s: %s promoted; reloading", self.model, event.version)
-                await self.refresh()
+                self.reloaded.clear()
+                await self._reload()
                 self.reloaded.set()
         except asyncio.CancelledError:
             pass
         finally:
             await consumer.stop()
+
+    async def _reload(self) -> None:
+        try:
+            await self.refresh()
+        except Exception:
+            # One failed reload (PostgreSQL briefly away) must not end the watching.
+            log.exception("%s: reload failed; keeping what is loaded", self.model)
 
     async def stop(self) -> None:
         if self._watcher is not None:
@@ -202,7 +215,7 @@ class ServingClient:
         ANSWERS.labels(self.model, answer.source).inc()
         return answer
 
-    def score_many(self, rows: list[Mapping[str, Any]]) -> np.ndarray:
+    def score_many(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Batch scoring with the champion alone (no routing), for offline use."""
         if self.champion is None:
             raise OutcomeLoopError(f"no loadable champion for {self.model}")

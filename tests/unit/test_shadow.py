@@ -1,0 +1,102 @@
+"""Challengers: progressive validation, being ahead honestly, sampling, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workers.errors import ConfigError
+from workers.settings import ModelConfig, ShadowConfig
+from workers.shadow import challengers
+from workers.shadow.checkpoint import CheckpointError, dump, load
+from workers.shadow.tracker import ShadowTracker
+
+
+def cfg(*keys: str, **shadow: object) -> ModelConfig:
+    return ModelConfig(
+        horizon_seconds=60,
+        shadow=ShadowConfig(challengers=keys, window=300, min_examples=300, margin=0.1, **shadow),
+    )
+
+
+def stream(n: int, drift_at: int, seed: int = 0):  # type: ignore[no-untyped-def]
+    """label = 0.5 + 0.3x before the drift, 0.5 - 0.3x after; the champion never learns it."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        x = float(rng.normal())
+        slope = 0.3 if i < drift_at else -0.3
+        label = 0.5 + slope * x + float(rng.normal(0, 0.02))
+        champion = 0.5 + 0.3 * x
+        yield i, {"x": x, "channel": "ab"[i % 2]}, champion, label
+
+
+def test_a_better_challenger_gets_ahead_once_after_the_drift() -> None:
+    tracker = ShadowTracker("ctr", cfg("linear", "hoeffding"))
+    events = []
+    for i, x, champ, label in stream(3000, drift_at=1000):
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+        if i % 50 == 0:
+            events += [(i, a) for a in tracker.ahead()]
+    linear = [(i, a) for i, a in events if a.challenger == "linear"]
+    assert len(linear) == 1, events
+    at, event = linear[0]
+    assert 1000 < at < 1600
+    assert event.challenger_value < event.champion_value and event.improvement >= 0.1
+    assert event.examples >= 300
+
+
+def test_a_worse_challenger_never_gets_ahead() -> None:
+    tracker = ShadowTracker("ctr", cfg("linear", "hoeffding"))
+    rng = np.random.default_rng(1)
+    for i, x, _, label in stream(3000, drift_at=1000):
+        tracker.observe(i + 1, f"p{i}", x, label + float(rng.normal(0, 0.001)), label)
+        assert tracker.ahead() == []
+    standings = tracker.standings()
+    assert all(mine > champ for mine, champ, _ in standings.values())
+
+
+def test_predictions_come_before_learning() -> None:
+    tracker = ShadowTracker("ctr", cfg("linear"))
+    tracker.observe(1, "p1", {"x": 1.0}, 0.9, 0.7)
+    mine, champ, n = tracker.standings()["linear"]
+    # A fresh linear model predicts 0 for its first example: scored before it learns.
+    assert (mine, n) == (pytest.approx(0.7), 1)
+    assert champ == pytest.approx(0.2)
+
+
+def test_sampling_scores_both_sides_on_the_same_examples() -> None:
+    tracker = ShadowTracker("ctr", cfg("linear", sample_share=0.25))
+    for i, x, champ, label in stream(2000, drift_at=10_000):
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+    learned = tracker.challengers["linear"].learned
+    assert 400 < learned < 600 and tracker.skipped == 2000 - learned
+
+
+def test_examples_before_a_checkpoint_are_not_learned_twice() -> None:
+    tracker = ShadowTracker("ctr", cfg("linear"))
+    for i, x, champ, label in stream(100, drift_at=10_000):
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+    for i, x, champ, label in stream(100, drift_at=10_000):  # redelivered
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+    assert tracker.challengers["linear"].learned == 100
+
+
+def test_unknown_challenger_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="hoeffding, logistic"):
+        challengers.build("forest", "binary")
+
+
+def test_checkpoints_round_trip_and_refuse_tampering() -> None:
+    tracker = ShadowTracker("ctr", cfg("linear"))
+    for i, x, champ, label in stream(200, drift_at=10_000):
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+    blob, digest = dump(tracker.challengers["linear"].state(), b"key")
+    state = load(blob, digest, b"key")
+    probe = challengers.encode({"x": 0.3, "channel": "a"}, "linear")
+    original = tracker.challengers["linear"].model.predict_one(probe)
+    assert state["model"].predict_one(probe) == pytest.approx(original)
+    assert state["learned"] == 200
+    with pytest.raises(CheckpointError):
+        load(blob + b"x", digest, b"key")
+    with pytest.raises(CheckpointError):
+        load(blob, digest, b"other key")

@@ -1,0 +1,1 @@
+"""Shadow challengers: online River models racing the champion on the same outcomes."""

@@ -1,0 +1,150 @@
+"""Progressive validation of challengers beside the champion. Pure.
+
+Every sampled matured example is first predicted by each challenger, scored against its
+label together with the champion's logged prediction, and only then learned from: the
+challengers' scores are honest, and both sides are scored on exactly the same examples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import metrics, utils
+
+from workers.monitor.episodes import EpisodeTracker
+from workers.retrain.scoring import higher_is_better, improvement
+from workers.settings import ModelConfig
+from workers.shadow import challengers
+
+_RIVER_METRICS = {
+    "mae": metrics.MAE,
+    "rmse": metrics.RMSE,
+    "log_loss": metrics.LogLoss,
+    "accuracy": metrics.Accuracy,
+    "f1": metrics.F1,
+    "precision": metrics.Precision,
+    "recall": metrics.Recall,
+    "roc_auc": metrics.ROCAUC,
+}
+
+
+def sampled(prediction_id: str, share: float) -> bool:
+    if share >= 1.0:
+        return True
+    h = int.from_bytes(hashlib.sha256(prediction_id.encode()).digest()[:8], "big") / 2**64
+    return h < share
+
+
+@dataclass
+class Challenger:
+    key: str
+    model: Any
+    metric: Any  # rolling River metric of the challenger
+    champion: Any  # the champion's rolling metric on the very same examples
+    learned: int = 0
+    seq: int = 0
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "metric": self.metric,
+            "champion": self.champion,
+            "learned": self.learned,
+            "seq": self.seq,
+        }
+
+
+@dataclass(frozen=True)
+class Ahead:
+    challenger: str
+    metric: str
+    challenger_value: float
+    champion_value: float
+    improvement: float
+    examples: int
+
+
+@dataclass
+class ShadowTracker:
+    """The challengers of one model."""
+
+    model: str
+    cfg: ModelConfig
+    challengers: dict[str, Challenger] = field(default_factory=dict)
+    skipped: int = 0
+    _episodes: EpisodeTracker = field(default_factory=lambda: EpisodeTracker(clear_after=50))
+
+    def __post_init__(self) -> None:
+        for key in self.cfg.shadow.challengers:
+            self.challengers[key] = self.fresh(key)
+
+    @property
+    def metric_name(self) -> str:
+        return self.cfg.retrain_metric
+
+    def _rolling(self) -> Any:
+        return utils.Rolling(_RIVER_METRICS[self.metric_name], window_size=self.cfg.shadow.window)
+
+    def fresh(self, key: str) -> Challenger:
+        model = challengers.build(key, self.cfg.task)
+        return Challenger(key, model, self._rolling(), self._rolling())
+
+    def restore(self, key: str, state: dict[str, Any]) -> None:
+        self.challengers[key] = Challenger(
+            key, state["model"], state["metric"], state["champion"], state["learned"], state["seq"]
+        )
+
+    def _update(self, metric: Any, label: float, pred: float) -> None:
+        if self.metric_name in ("accuracy", "f1", "precision", "recall"):
+            metric.update(label >= 0.5, pred >= 0.5)
+        elif self.cfg.task == "binary":
+            metric.update(label >= 0.5, min(max(pred, 1e-15), 1 - 1e-15))
+        else:
+            metric.update(label, pred)
+
+    def observe(
+        self,
+        seq: int,
+        prediction_id: str,
+        features: dict[str, Any],
+        champion_prediction: float,
+        label: float,
+    ) -> None:
+        if not sampled(prediction_id, self.cfg.shadow.sample_share):
+            self.skipped += 1
+            return
+        task = self.cfg.task
+        for ch in self.challengers.values():
+            if seq <= ch.seq:
+                continue  # learned before its checkpoint
+            x = challengers.encode(features, ch.key)
+            self._update(ch.metric, label, challengers.predict(ch.model, x, task))
+            self._update(ch.champion, label, champion_prediction)
+            challengers.learn(ch.model, x, label, task)
+            ch.learned += 1
+            ch.seq = seq
+
+    def standings(self) -> dict[str, tuple[float, float, int]]:
+        """challenger -> (its metric, the champion's on the same examples, examples)."""
+        return {
+            k: (float(c.metric.get()), float(c.champion.get()), c.learned)
+            for k, c in self.challengers.items()
+            if c.learned
+        }
+
+    def ahead(self) -> list[Ahead]:
+        """Challengers newly ahead of the champion by the margin: one event per episode."""
+        out = []
+        shadow = self.cfg.shadow
+        for key, (mine, champ, n) in self.standings().items():
+            gain = improvement(self.metric_name, mine, champ)
+            is_ahead = n >= shadow.min_examples and gain >= shadow.margin
+            if self._episodes.observe((key,), is_ahead):
+                out.append(Ahead(key, self.metric_name, mine, champ, gain, n))
+        return out
+
+    @property
+    def higher_is_better(self) -> bool:
+        return higher_is_better(self.metric_name)
