@@ -14,14 +14,32 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import LagMeasured, OutcomeObserved, PredictionMade
+from schemas import (
+    CommandResult,
+    LagMeasured,
+    ModelPromoted,
+    OutcomeObserved,
+    PauseModel,
+    PredictionMade,
+    ResumeModel,
+    RetrainModel,
+)
 from schemas.base import utc_now
 from tests.conftest import TEST_MODELS, SettingsFactory
 from tests.integration.worker_process import WorkerProcess, wait_until
+from workers.control.client import send_command
+from workers.control.signing import sign, signing_key
 from workers.infra.net import free_port
 from workers.producer import EventProducer
-from workers.settings import ModelConfig, MonitoringConfig, Settings, WorkerConfig
-from workers.topics import ensure_topics
+from workers.settings import (
+    GatesConfig,
+    ModelConfig,
+    MonitoringConfig,
+    RetrainConfig,
+    Settings,
+    WorkerConfig,
+)
+from workers.topics import consumer_at_end, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +303,91 @@ async def test_the_worker_serves_metrics_health_status_and_reports_lag(
     assert report.consumer_group == settings.app_id
     assert {p.topic for p in report.partitions} == set(settings.topics.ingest_names())
     assert report.pending_total >= 0 and report.window_seconds > 0
+
+
+async def test_signed_commands_through_the_control_topic(
+    make_settings: SettingsFactory, pool: asyncpg.Pool, start_worker: StartWorker
+) -> None:
+    """The CLI's path: a signed command on ol.control, the worker acts once, answers on
+    ol.control.results; a replay is answered without acting; a forgery is refused."""
+    model = ModelConfig(
+        horizon_seconds=3600,
+        features=("x",),
+        retrain=RetrainConfig(
+            candidates=("linear",),
+            gates=GatesConfig(min_samples=50, bootstrap_resamples=20),
+        ),
+    )
+    settings = make_settings(models={"ctr": model})
+    await ensure_topics(settings)
+    worker = start_worker(settings)
+    assert settings.kafka_bootstrap
+    async with EventProducer(settings.kafka_bootstrap, settings.topics) as producer:
+        for i in range(120):
+            p = PredictionMade(
+                prediction_id=f"p{i}",
+                model="ctr",
+                model_version="v1",
+                features={"x": i / 10},
+                prediction=0.9,
+                predicted_at=utc_now() - timedelta(seconds=5),
+            )
+            await producer.send(p)
+            await producer.send(outcome_for(p, value=0.1 + (i % 10) / 100))
+        await producer.flush()
+    await wait_until(
+        count_of(pool, "SELECT count(*) = 120 FROM labeled_examples"),
+        timeout=60,
+        what="the examples to mature",
+        worker=worker,
+    )
+
+    pause = PauseModel(model="ctr", issued_by="alice", reason="investigating")
+    results = await send_command(settings, pause, wait_seconds=45)
+    assert [r.status for r in results] == ["accepted", "done"], worker.log_tail()
+    async with pool.acquire() as c:
+        assert await c.fetchval("SELECT paused FROM model_controls WHERE model = 'ctr'")
+
+    # The same signed bytes again (a redelivery, or an operator pressing twice).
+    signed = sign(pause, signing_key(settings))
+    consumer = await consumer_at_end(settings, settings.topics.control_results)
+    try:
+        async with EventProducer(settings.kafka_bootstrap, settings.topics) as producer:
+            await producer.send(signed)
+            await producer.send(sign(ResumeModel(model="ctr", issued_by="mallory"), b"guess"))
+            await producer.flush()
+        seen: list[CommandResult] = []
+        for _ in range(80):
+            batch = await consumer.getmany(timeout_ms=250)
+            seen += [
+                CommandResult.model_validate_json(r.value) for rs in batch.values() for r in rs
+            ]
+            if len(seen) >= 2:
+                break
+    finally:
+        await consumer.stop()
+    by_command = {r.command: r for r in seen}
+    assert by_command["pause"].replayed and by_command["pause"].status == "done"
+    assert by_command["resume"].status == "refused"
+    assert "not authorised" in by_command["resume"].detail
+    async with pool.acquire() as c:
+        assert await c.fetchval("SELECT paused FROM model_controls WHERE model = 'ctr'")
+        assert await c.fetchval("SELECT count(*) FROM commands WHERE command = 'pause'") == 1
+
+    retrain = RetrainModel(model="ctr", issued_by="alice", reason="manual")
+    results = await send_command(settings, retrain, wait_seconds=90)
+    assert [r.status for r in results] == ["accepted", "done"], worker.log_tail()
+    assert results[-1].data["run_status"] == "succeeded"
+    version = results[-1].data["version"]
+    async with pool.acquire() as c:
+        champion = await c.fetchval(
+            "SELECT version FROM model_aliases WHERE model = 'ctr' AND alias = 'champion'"
+        )
+    assert champion == version
+    promotions = await read_topic(settings, settings.topics.models, expected=2)
+    promoted = [
+        ModelPromoted.model_validate_json(r.value)  # type: ignore[attr-defined]
+        for r in promotions
+        if b'"promoted"' in r.value  # type: ignore[attr-defined]
+    ]
+    assert [p.version for p in promoted] == [version]
