@@ -272,7 +272,7 @@ def serving_benchmark(sizes: Sizes, workdir: Path) -> tuple[list[ServingRow], li
         ),
         ServingRow(
             "regression",
-            "canary_share 0.5, candidate loaded",
+            "canary_share 0.5 with a candidate loaded",
             reg_times["predict"],
             reg_times["canary"],
             reg_times["plain"],
@@ -286,9 +286,10 @@ def serving_benchmark(sizes: Sizes, workdir: Path) -> tuple[list[ServingRow], li
             clf_times["plain"],
         ),
     ]
+    n_categorical = len(spec.categorical_indices)
     notes = [
-        f"Models: LightGBM ({spec.names!r}: {len(spec.categorical_indices)} categorical, "
-        f"{len(spec.names) - len(spec.categorical_indices)} numeric), fitted by "
+        f"Models: LightGBM on {', '.join(spec.names)} ({n_categorical} categorical, "
+        f"{len(spec.names) - n_categorical} numeric), fitted by "
         f"`fit_model` on {len(rows)} synthetic rows with the project defaults, saved, "
         "then loaded with `load_model` (sha256 checked).",
         f"{n} timed calls per column after {warmup} warm-up calls; in each iteration every "
@@ -346,11 +347,11 @@ def serving_markdown(rows: Sequence[ServingRow], notes: Sequence[str]) -> str:
     stalls = []
     for task in dict.fromkeys(r.task for r in rows):
         mine = [r for r in rows if r.task == task]
-        counts = [f"predict() {int((mine[0].predict > 1000).sum())}"]
-        counts += [f"{r.variant} {int((r.score > 1000).sum())}" for r in mine]
-        stalls.append(f"{task}: {', '.join(counts)}")
+        counts = [f"predict(): {int((mine[0].predict > 1000).sum())}"]
+        counts += [f"{r.variant}: {int((r.score > 1000).sum())}" for r in mine]
+        stalls.append(f"{task} model: {'; '.join(counts)}")
     stall_note = (
-        f"Calls over 1 ms, of {len(rows[0].predict)} per column: {'; '.join(stalls)}. "
+        f"Calls over 1 ms, of {len(rows[0].predict)} per column. {'. '.join(stalls)}. "
         "Such stalls hit predict() and score() alike, so they move p99, not the p50 ratio."
     )
     lines = [
@@ -621,15 +622,11 @@ def ingest_markdown(rows: Sequence[IngestRow], notes: Sequence[str]) -> str:
     decode_ceiling = max(r.decode_only for r in rows)
     pg_lo, pg_hi = min(r.persist_share for r in rows), max(r.persist_share for r in rows)
     de_lo, de_hi = min(r.decode_share for r in rows), max(r.decode_share for r in rows)
-    growth_lo, growth_hi = min(r.growth for r in rows), max(r.growth for r in rows)
-    spread = f"last quarter / first quarter of the batches: {growth_lo:.2f}x-{growth_hi:.2f}x"
-    if growth_lo > 1.1:
-        growth = (
-            f"A batch's handle() time grows as the tables fill ({spread}), so these rates, "
-            "measured on tables that start empty, are a best case."
-        )
-    else:
-        growth = f"A batch's handle() time does not clearly grow as the tables fill ({spread})."
+    per_size = ", ".join(f"{r.growth:.2f}x (batch {r.batch_size})" for r in rows)
+    growth = (
+        f"Batch time, last quarter of the batches over the first: {per_size}; above 1, a "
+        "batch costs more as the tables fill, and these runs start from empty tables."
+    )
     dominant = "PostgreSQL" if pg_lo > 0.5 else "decode" if de_lo > 0.5 else "neither alone"
     claim = (
         f"**Claim:** best end-to-end rate {rate(best.end_to_end)} events/s (batch "
@@ -638,7 +635,7 @@ def ingest_markdown(rows: Sequence[IngestRow], notes: Sequence[str]) -> str:
         f"{share(pg_lo)}-{share(pg_hi)} of handle() time and decode {share(de_lo)}-"
         f"{share(de_hi)}: {dominant} dominates. Decode alone peaks at {rate(decode_ceiling)} "
         f"events/s = "
-        f"{decode_ceiling / INGEST_TARGET:.2f}x the target: the ceiling of one worker process "
+        f"{decode_ceiling / INGEST_TARGET:.2f}x the target: an upper bound for one worker process "
         f"even if PostgreSQL cost nothing. {growth}"
     )
     lines = [

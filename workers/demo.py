@@ -194,6 +194,7 @@ async def _summary(
         episodes = await watch.episodes(conn, started)
         runs = await retrain_sql.runs(conn, spec.name, 10)
         history = await registry_sql.alias_history(conn, spec.name, 10)
+        standings = await monitor_sql.shadow_standings(conn, spec.name, started)
     table = Table(title="Read back from PostgreSQL", title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -273,6 +274,25 @@ async def _summary(
                 row["reason"][:50],
             )
         console.print(h)
+    if standings:
+        by_key: dict[str, dict[str, Any]] = {}
+        for row in standings:
+            side, key = row["model_version"].split(":", 1)
+            by_key.setdefault(key, {})[side] = row
+        sh = Table(
+            title="Shadow challengers (River, learning online) vs the champion, same examples",
+            title_justify="left",
+        )
+        for col in ("challenger", "metric", "challenger", "champion", "examples"):
+            sh.add_column(col)
+        for key, sides in sorted(by_key.items()):
+            mine, champ = sides.get("challenger"), sides.get("champion-vs")
+            if mine is None or champ is None:
+                continue
+            sh.add_row(
+                key, mine["metric"], f"{mine['value']:.4f}", f"{champ['value']:.4f}", str(mine["n"])
+            )
+        console.print(sh)
     if dead:
         d = Table(title="Dead letters by reason", title_justify="left")
         d.add_column("error type")

@@ -125,6 +125,13 @@ WHERE model = $1 AND segment = '' AND window_name = $2 AND metric = $3 AND taken
 ORDER BY taken_at
 """
 
+SHADOW_STANDINGS = """
+SELECT DISTINCT ON (model_version) model_version, metric, value, n, taken_at
+FROM quality_snapshots
+WHERE model = $1 AND window_name LIKE 'shadow_%' AND taken_at >= $2
+ORDER BY model_version, taken_at DESC
+"""
+
 PENDING_BY_MODEL = """
 SELECT model, count(*) FILTER (WHERE matured_at IS NULL) AS pending, count(*) AS predictions,
        count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled
@@ -239,6 +246,10 @@ async def metric_series(
     conn: Conn, model: str, window: str, metric: str, since: datetime
 ) -> list[asyncpg.Record]:
     return await conn.fetch(METRIC_SERIES, model, window, metric, since)
+
+
+async def shadow_standings(conn: Conn, model: str, since: datetime) -> list[asyncpg.Record]:
+    return await conn.fetch(SHADOW_STANDINGS, model, since)
 
 
 async def pending_by_model(conn: Conn) -> list[asyncpg.Record]:
