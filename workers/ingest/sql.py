@@ -78,16 +78,22 @@ RETURNING pick.old_pid, pick.new_pid
 
 # An outcome stamped well before the prediction it names cannot be its outcome.
 REJECT_IMPOSSIBLE_OUTCOMES = """
+WITH touched AS (
+    -- Two index lookups, not one OR across tables (that scanned every stored outcome).
+    SELECT event_id FROM outcomes WHERE event_id = ANY($1::uuid[]) AND prediction_id IS NOT NULL
+    UNION
+    SELECT event_id FROM outcomes WHERE prediction_id = ANY($2::text[])
+)
 UPDATE outcomes o
 SET rejected_reason = format(
         'outcome observed at %s, %s s before its prediction (made %s)',
         o.observed_at, round(extract(epoch FROM p.predicted_at - o.observed_at)), p.predicted_at),
     attributed_to = NULL
-FROM predictions p
-WHERE o.prediction_id = p.prediction_id
+FROM touched, predictions p
+WHERE o.event_id = touched.event_id
+  AND o.prediction_id = p.prediction_id
   AND o.rejected_reason IS NULL
   AND o.observed_at < p.predicted_at - $3::interval
-  AND (o.event_id = ANY($1::uuid[]) OR p.prediction_id = ANY($2::text[]))
 RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.value,
           o.observed_at, o.rejected_reason
 """

@@ -162,7 +162,11 @@ class LightGBMModel:
     def predict(self, rows: Rows) -> Array:
         if not rows:
             return np.empty(0, dtype=np.float64)
-        return np.asarray(self.booster.predict(self.spec.matrix(rows)), dtype=np.float64)
+        # One thread for small requests: OpenMP's thread hand-off costs more than it saves
+        # and stalls now and then on a busy machine (see BENCHMARKS.md).
+        threads = 1 if len(rows) < 256 else 0
+        matrix = self.spec.matrix(rows)
+        return np.asarray(self.booster.predict(matrix, num_threads=threads), dtype=np.float64)
 
     def save(self, directory: Path) -> dict[str, str]:
         # The same text save_model() writes, taken as a string so it is written atomically.
