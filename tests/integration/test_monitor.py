@@ -15,6 +15,7 @@ from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import IngestService
 from workers.monitor.service import MonitorService
+from workers.registry.service import Registry
 from workers.settings import (
     AlertRule,
     DriftConfig,
@@ -187,3 +188,40 @@ async def test_a_stationary_stream_raises_none(settings: Settings, pool: asyncpg
     async with pool.acquire() as c:
         rows = await c.fetchval("SELECT count(*) FROM drift_stats WHERE feature = 'x'")
     assert rows >= 20  # it did look, every time
+
+
+async def test_a_registered_version_is_compared_with_its_training_data(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    """No need to wait for a traffic reference: the registry knows what it was trained on."""
+    await ingest(settings, pool, labeled_pairs(600, error=0.005))  # x ~ N(0, 1), version v1
+    async with pool.acquire() as c:
+        t0, t1 = await c.fetchrow(
+            "SELECT min(predicted_at), max(predicted_at) FROM labeled_examples"
+        )
+    await Registry(pool).register(
+        model="ctr",
+        version="r9",
+        status="candidate",
+        kind="lightgbm",
+        card={"training_window": {"train": {"from": t0.isoformat(), "to": t1.isoformat()}}},
+    )
+    rng = np.random.default_rng(5)
+    shifted = [
+        PredictionMade(
+            prediction_id=f"r9-{i}",
+            model="ctr",
+            model_version="r9",
+            features={"channel": "search" if i % 2 else "social", "x": float(rng.normal(1.5, 1.0))},
+            prediction=0.05,
+        )
+        for i in range(300)  # fewer than reference_size: no traffic reference yet
+    ]
+    await ingest(settings, pool, shifted)
+    publisher = CollectingPublisher()
+    monitor = MonitorService(settings, pool, publisher)
+    raised = await monitor.drift.tick()
+    on_r9 = [(e.model_version, e.feature) for e in raised if e.model_version == "r9"]
+    assert on_r9 == [("r9", "x")]
+    event = next(e for e in raised if e.model_version == "r9")
+    assert event.n_reference == 500 and event.n_current == 300

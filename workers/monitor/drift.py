@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -26,11 +26,15 @@ PREDICTION = "__prediction__"
 
 @dataclass(frozen=True)
 class Reference:
-    """The first predictions of a version: what "normal" looked like when it went live."""
+    """What "normal" looks like for a version: the features it was trained on when the
+    registry knows its training window, else its first predictions in production. The
+    prediction's own reference is always its first predictions (training rows were
+    scored by another model)."""
 
-    rows: list[dict[str, Any]]
-    ends_at: datetime
-    source: str = "traffic"
+    features: list[dict[str, Any]]
+    predictions: list[float]
+    ends_at: datetime  # current windows start after this
+    source: str  # "training" or "traffic"
 
 
 @dataclass(frozen=True)
@@ -108,12 +112,29 @@ class DriftEvaluator:
         if ref is not None:
             return ref
         async with self.pool.acquire() as conn:
-            rows = await sql.reference_rows(conn, model, version, size)
-        if len(rows) < size:
+            traffic = await sql.reference_rows(conn, model, version, size)
+            window = await sql.training_window(conn, model, version)
+            training = (
+                await sql.training_rows(conn, model, window[0], window[1], size) if window else []
+            )
+        full = len(traffic) >= size
+        if len(training) >= min(size, self.settings.models[model].monitor.drift.min_samples):
+            ref = Reference(
+                features=[r["features"] for r in training],
+                predictions=[r["prediction"] for r in traffic] if full else [],
+                ends_at=traffic[-1]["predicted_at"] if full else datetime.min.replace(tzinfo=UTC),
+                source="training",
+            )
+            if full:  # complete: the prediction has its reference too
+                self._references[key] = ref
+            return ref
+        if not full:
             return None  # still filling: the first `size` predictions are the reference
         ref = Reference(
-            rows=[dict(r["features"], **{PREDICTION: r["prediction"]}) for r in rows],
-            ends_at=rows[-1]["predicted_at"],
+            features=[r["features"] for r in traffic],
+            predictions=[r["prediction"] for r in traffic],
+            ends_at=traffic[-1]["predicted_at"],
+            source="traffic",
         )
         self._references[key] = ref
         return ref
@@ -134,8 +155,9 @@ class DriftEvaluator:
         ref = await self._reference(model, version, d.reference_size)
         if ref is None:
             return []
+        after = ref.ends_at if ref.source == "traffic" else datetime.min.replace(tzinfo=UTC)
         async with self.pool.acquire() as conn:
-            rows = await sql.current_rows(conn, model, version, ref.ends_at, d.window_size)
+            rows = await sql.current_rows(conn, model, version, after, d.window_size)
         if not rows:
             return []
         newest = (rows[0]["predicted_at"], len(rows))
@@ -145,10 +167,13 @@ class DriftEvaluator:
         current = [r["features"] for r in rows]
         verdicts = judge(
             cfg,
-            [{k: v for k, v in r.items() if k != PREDICTION} for r in ref.rows],
+            ref.features,
             current,
-            [r[PREDICTION] for r in ref.rows],
-            [r["prediction"] for r in rows],
+            ref.predictions,
+            # Predictions after the prediction's reference, so the two never overlap.
+            [r["prediction"] for r in rows if r["predicted_at"] > ref.ends_at]
+            if ref.predictions
+            else [],
         )
         episodes = self._episodes[model]
         window_start, window_end = rows[-1]["predicted_at"], rows[0]["predicted_at"]

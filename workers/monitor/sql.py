@@ -59,6 +59,20 @@ ORDER BY predicted_at, prediction_id
 LIMIT $3
 """
 
+# A version's training window, when the registry trained it.
+TRAINING_WINDOW = """
+SELECT (card #>> '{training_window,train,from}')::timestamptz AS t0,
+       (card #>> '{training_window,train,to}')::timestamptz AS t1
+FROM model_versions WHERE model = $1 AND version = $2
+"""
+
+TRAINING_ROWS = """
+SELECT features FROM labeled_examples
+WHERE model = $1 AND predicted_at BETWEEN $2 AND $3
+ORDER BY predicted_at DESC
+LIMIT $4
+"""
+
 CURRENT_ROWS = """
 SELECT features, prediction, predicted_at FROM predictions
 WHERE model = $1 AND model_version = $2 AND predicted_at > $3
@@ -200,6 +214,19 @@ async def active_versions(
 
 async def reference_rows(conn: Conn, model: str, version: str, n: int) -> list[asyncpg.Record]:
     return await conn.fetch(REFERENCE_ROWS, model, version, n)
+
+
+async def training_window(conn: Conn, model: str, version: str) -> tuple[datetime, datetime] | None:
+    row = await conn.fetchrow(TRAINING_WINDOW, model, version)
+    if row is None or row["t0"] is None or row["t1"] is None:
+        return None
+    return row["t0"], row["t1"]
+
+
+async def training_rows(
+    conn: Conn, model: str, t0: datetime, t1: datetime, n: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(TRAINING_ROWS, model, t0, t1, n)
 
 
 async def current_rows(
