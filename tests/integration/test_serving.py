@@ -13,10 +13,10 @@ from typing import Any
 import asyncpg
 import numpy as np
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import ModelPromoted, PredictionMade
 from tests.conftest import TEST_MODELS, SettingsFactory
+from tests.integration.kafka import read_topic
 from workers.errors import OutcomeLoopError
 from workers.producer import EventProducer
 from workers.registry.service import Registry
@@ -143,27 +143,8 @@ async def clients(settings: Settings) -> AsyncIterator[ClientFactory]:
 
 
 async def read_predictions(settings: Settings, expected: int) -> list[PredictionMade]:
-    assert settings.kafka_bootstrap
-    topic = settings.topics.predictions
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(settings.topics.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        events: list[PredictionMade] = []
-        for _ in range(30):
-            batch = await consumer.getmany(timeout_ms=500)
-            events.extend(
-                PredictionMade.model_validate_json(r.value) for rs in batch.values() for r in rs
-            )
-            if len(events) >= expected:
-                break
-        return events
-    finally:
-        await consumer.stop()
+    records = await read_topic(settings, settings.topics.predictions, expected)
+    return [PredictionMade.model_validate_json(r.value) for r in records]  # type: ignore[attr-defined]
 
 
 async def test_the_client_answers_with_the_champion(

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import (
     CommandResult,
@@ -26,6 +25,7 @@ from schemas import (
 )
 from schemas.base import utc_now
 from tests.conftest import TEST_MODELS, SettingsFactory
+from tests.integration.kafka import read_topic
 from tests.integration.worker_process import WorkerProcess, wait_until
 from workers.control.client import send_command
 from workers.control.signing import sign, signing_key
@@ -82,27 +82,6 @@ def count_of(pool: asyncpg.Pool, query: str) -> Callable[[], object]:
             return int(await c.fetchval(query))
 
     return check
-
-
-async def read_topic(settings: Settings, topic: str, expected: int) -> list[object]:
-    assert settings.kafka_bootstrap
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(settings.topics.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        records: list[object] = []
-        for _ in range(60):
-            batch = await consumer.getmany(timeout_ms=500)
-            records.extend(r for rs in batch.values() for r in rs)
-            if len(records) >= expected:
-                break
-        return records
-    finally:
-        await consumer.stop()
 
 
 def prediction(i: int, model: str = "ctr") -> PredictionMade:
