@@ -225,3 +225,32 @@ async def test_a_registered_version_is_compared_with_its_training_data(
     assert on_r9 == [("r9", "x")]
     event = next(e for e in raised if e.model_version == "r9")
     assert event.n_reference == 500 and event.n_current == 300
+
+
+async def test_classifiers_get_an_estimated_accuracy_before_labels_arrive(
+    make_settings: SettingsFactory, pool: asyncpg.Pool
+) -> None:
+    settings = make_settings(
+        models={
+            "buy": ModelConfig(
+                task="binary", horizon_seconds=3600, monitor=MonitorConfig(count_windows=(100,))
+            )
+        },
+        monitoring=MonitoringConfig(snapshot_interval_seconds=0.001),
+    )
+    probabilities = [0.9, 0.2, 0.6, 0.95] * 25  # confidence 0.9, 0.8, 0.6, 0.95
+    await ingest(
+        settings,
+        pool,
+        [
+            PredictionMade(prediction_id=f"b{i}", model="buy", model_version="v1", prediction=p)
+            for i, p in enumerate(probabilities)
+        ],
+    )
+    await MonitorService(settings, pool, CollectingPublisher()).tick_quality()
+    async with pool.acquire() as c:
+        row = await c.fetchrow(
+            "SELECT value, n FROM quality_snapshots WHERE metric = 'estimated_accuracy'"
+        )
+    assert row is not None and row["n"] == 100
+    assert row["value"] == pytest.approx((0.9 + 0.8 + 0.6 + 0.95) / 4)

@@ -186,6 +186,7 @@ class MonitorService:
         cadence = self.settings.monitoring.snapshot_interval_seconds
         if self._last_snapshot is None or (now - self._last_snapshot).total_seconds() >= cadence:
             snapshots += self._cadence_snapshots(now)
+            snapshots += await self._estimated_snapshots(now)
             self._last_snapshot = now
         ahead = self._challengers_ahead(now)
         if self._last_snapshot == now:
@@ -221,6 +222,35 @@ class MonitorService:
         for message in raised:
             await notify(self.listeners, message)
         return fed
+
+    async def _estimated_snapshots(self, now: datetime) -> list[SnapshotRow]:
+        """Estimated accuracy of each classifier's latest predictions, before labels."""
+        rows: list[SnapshotRow] = []
+        since = now - timedelta(seconds=self.settings.monitoring.active_version_seconds)
+        for model, cfg in self.models.items():
+            if cfg.task != "binary" or not cfg.monitor.count_windows:
+                continue
+            last = cfg.monitor.count_windows[0]
+            async with self.pool.acquire() as conn:
+                found = await sql.estimated_accuracy(conn, model, since, last)
+            for r in found:
+                rows.append(
+                    SnapshotRow(
+                        model,
+                        r["model_version"],
+                        ALL,
+                        f"last_{last}",
+                        "estimated_accuracy",
+                        float(r["value"]),
+                        r["n"],
+                        "cadence",
+                        now,
+                    )
+                )
+                metrics.ROLLING.labels(
+                    model, r["model_version"], f"last_{last}", "estimated_accuracy"
+                ).set(float(r["value"]))
+        return rows
 
     def _challengers_ahead(self, now: datetime) -> list[ChallengerAhead]:
         return [

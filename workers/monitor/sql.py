@@ -38,6 +38,21 @@ ORDER BY matured_seq
 
 MAX_SEQ = "SELECT coalesce(max(matured_seq), 0) FROM labeled_examples"
 
+# Label-free early warning for a classifier (confidence-based, as NannyML's CBPE): if
+# its probabilities are calibrated, its expected accuracy on the latest predictions —
+# labeled or not yet — is the mean confidence of the thresholded answer.
+ESTIMATED_ACCURACY = """
+SELECT model_version, avg(greatest(prediction, 1 - prediction)) AS value, count(*) AS n
+FROM (
+    SELECT model_version, prediction, row_number() OVER (
+               PARTITION BY model_version ORDER BY predicted_at DESC) AS rn
+    FROM predictions
+    WHERE model = $1 AND predicted_at >= $2
+) latest
+WHERE rn <= $3
+GROUP BY model_version
+"""
+
 INSERT_SNAPSHOTS = """
 INSERT INTO quality_snapshots (model, model_version, segment, window_name, metric, value, n,
                                reason, taken_at)
@@ -195,6 +210,12 @@ async def warm_start(
     conn: Conn, models: Sequence[str], last_n: int, since: datetime, with_features: bool
 ) -> list[asyncpg.Record]:
     return await conn.fetch(WARM_START, list(models), last_n, since, with_features)
+
+
+async def estimated_accuracy(
+    conn: Conn, model: str, since: datetime, last: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(ESTIMATED_ACCURACY, model, since, last)
 
 
 async def max_seq(conn: Conn) -> int:
