@@ -16,12 +16,11 @@ from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import numpy as np
 
-from schemas import ModelPromoted, ModelRegistered, ModelRejected
+from schemas import ModelRegistered, ModelRejected
 from schemas.base import utc_now
 from workers.publish import EventPublisher
 from workers.registry.service import SYSTEM, Registry
@@ -413,10 +412,3 @@ class RetrainService:
             ):
                 started.append(model)
         return started
-
-
-def command_uuid(value: str | None) -> UUID | None:
-    return UUID(value) if value else None
-
-
-__all__ = ["ModelPromoted", "RetrainService", "command_uuid"]
