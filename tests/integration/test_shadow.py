@@ -16,6 +16,7 @@ from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import IngestService
 from workers.monitor.service import MonitorService
+from workers.monitor.status import summary
 from workers.settings import ModelConfig, MonitorConfig, MonitoringConfig, Settings, ShadowConfig
 from workers.shadow import challengers
 
@@ -127,3 +128,22 @@ async def test_a_tampered_checkpoint_is_refused(
     assert "ctr/linear starts cold: checkpoint signature mismatch" in caplog.text
     # Cold: it learned again only from the history the monitor warms up with.
     assert second.shadows["ctr"].challengers["linear"].learned < 300
+
+
+async def test_status_shows_challengers_beside_the_champion(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    monitor = MonitorService(settings, pool, CollectingPublisher())
+    await monitor.tick_quality()
+    await send(settings, pool, 0, 400, drift_at=10_000)
+    await monitor.tick_quality()
+    async with pool.acquire() as c:
+        body = await summary(c, utc_now())
+    linear = body["models"]["ctr"]["challengers"]["linear"]
+    mine, champ, n = monitor.shadows["ctr"].standings()["linear"]
+    assert (linear["challenger"], linear["champion"], linear["n"]) == (
+        pytest.approx(mine),
+        pytest.approx(champ),
+        n,
+    )
+    assert set(body["models"]["ctr"]["versions"]) == {"v1"}

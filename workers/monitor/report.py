@@ -39,6 +39,23 @@ def render_summary(body: dict[str, Any], console: Console | None = None) -> None
             f"[bold]{model}[/bold]: {m['predictions']} predictions, {m['labeled']} labeled, "
             f"{m['pending']} pending"
         )
+        if m.get("challengers"):
+            c = Table(
+                title=f"{model}: shadow challengers vs the champion, same examples",
+                title_justify="left",
+            )
+            for col in ("challenger", "metric", "window", "challenger", "champion", "n"):
+                c.add_column(col)
+            for key, r in sorted(m["challengers"].items()):
+                c.add_row(
+                    key,
+                    r["metric"],
+                    r["window"],
+                    _fmt(r.get("challenger")),
+                    _fmt(r.get("champion")),
+                    str(r["n"]),
+                )
+            console.print(c)
         for version, v in sorted(m["versions"].items()):
             metrics = sorted({k for w in v["quality"].values() for k in w if k not in ("n", "at")})
             if metrics:

@@ -28,6 +28,18 @@ async def summary(conn: Conn, now: datetime, *, lookback_days: float = 7) -> dic
     for row in await sql.latest_quality(conn, since):
         if row["segment"]:
             continue
+        name = row["model_version"]
+        if name.startswith(("challenger:", "champion-vs:")):
+            # Shadow challengers and the champion on the very same examples, side by side.
+            side, key = name.split(":", 1)
+            m = models.setdefault(
+                row["model"], {"predictions": 0, "labeled": 0, "pending": 0, "versions": {}}
+            )
+            entry = m.setdefault("challengers", {}).setdefault(
+                key, {"metric": row["metric"], "window": row["window_name"], "n": row["n"]}
+            )
+            entry["challenger" if side == "challenger" else "champion"] = row["value"]
+            continue
         window = version(row["model"], row["model_version"])["quality"].setdefault(
             row["window_name"], {"n": row["n"], "at": row["taken_at"].isoformat()}
         )
