@@ -98,14 +98,15 @@ class ControlService:
     ) -> CommandResult:
         row = dead_letter(raw, reason, error_type)
         async with self.pool.acquire() as conn, conn.transaction():
-            await sql.refused(conn, c, payload, {"reason": reason})
+            # Not recorded under its command id: a forged copy of a real command's id must
+            # not make the real one look like a replay. The audit log keeps the attempt.
             await registry_sql.audit(
                 conn,
                 c.issued_by,
                 f"refused:{c.command}",
                 c.model,
                 getattr(c, "version", None),
-                {"reason": reason, "command_id": c.command_id},
+                {"reason": reason, "command_id": c.command_id, "payload": payload},
             )
             await ingest_sql.insert_dead_letters(conn, [row])
         await self.sink.publish([row])

@@ -21,13 +21,6 @@ SETTLE = """
 UPDATE commands SET status = $2, result = $3, finished_at = now() WHERE command_id = $1
 """
 
-REFUSED = """
-INSERT INTO commands (command_id, command, model, issued_by, reason, payload, status, result,
-                      finished_at)
-VALUES ($1, $2, $3, $4, $5, $6, 'refused', $7, now())
-ON CONFLICT (command_id) DO NOTHING
-"""
-
 
 async def record(conn: Conn, c: Any, payload: dict[str, Any]) -> bool:
     """True when the command is new; False when this id was seen before (a replay)."""
@@ -43,9 +36,3 @@ async def get(conn: Conn, command_id: Any) -> asyncpg.Record | None:
 
 async def settle(conn: Conn, command_id: Any, status: str, result: dict[str, Any]) -> None:
     await conn.execute(SETTLE, command_id, status, result)
-
-
-async def refused(conn: Conn, c: Any, payload: dict[str, Any], result: dict[str, Any]) -> None:
-    await conn.execute(
-        REFUSED, c.event_id, c.command, c.model, c.issued_by, c.reason, payload, result
-    )

@@ -94,7 +94,6 @@ class IngestService:
             return result
 
     async def _persist(self, batch: SortedBatch, consumed: int) -> BatchResult:
-        now = self.clock()
         models = self.settings.models
         tolerance = timedelta(seconds=self.settings.time.max_outcome_before_prediction_seconds)
         dead = list(batch.dead)
@@ -110,6 +109,9 @@ class IngestService:
                 await sql.insert_feedback(conn, batch.feedback)
 
             await sql.lock_maturation(conn)
+            # Read the clock only once holding the lock: a batch that waited for the sweep
+            # must not judge horizons by an earlier time than the sweep did.
+            now = self.clock()
             outcome_ids = [o.event_id for o in batch.outcomes]
             prediction_ids = [p.prediction_id for p in predictions]
             rejected = await sql.reject_impossible_outcomes(
@@ -188,12 +190,12 @@ class IngestService:
         total = MatureCounts()
         limit = self.settings.worker.sweep_batch
         while True:
-            now = self.clock()
             async with self.pool.acquire() as conn, conn.transaction():
+                await sql.lock_maturation(conn)
+                now = self.clock()  # after the lock: lock holders see time move forward
                 ids = await sql.expired_pending(conn, sorted(self.settings.models), now, limit)
                 if not ids:
                     break
-                await sql.lock_maturation(conn)
                 done = await sql.mature(conn, self.settings.models, ids, now)
                 total += done
             if len(ids) < limit or done == MatureCounts():

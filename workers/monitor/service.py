@@ -127,6 +127,7 @@ class MonitorService:
                 longest_count,
                 now - timedelta(seconds=longest_time),
                 self._with_features(),
+                self._seq,
             )
         for row in rows:
             self._feed(_example(row), alerting=False)

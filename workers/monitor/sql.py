@@ -32,7 +32,7 @@ FROM (
     FROM labeled_examples le
     WHERE model = ANY($1::text[])
 ) recent
-WHERE rn <= $2 OR matured_at >= $3
+WHERE (rn <= $2 OR matured_at >= $3) AND matured_seq <= $5
 ORDER BY matured_seq
 """
 
@@ -207,9 +207,15 @@ async def tail_examples(
 
 
 async def warm_start(
-    conn: Conn, models: Sequence[str], last_n: int, since: datetime, with_features: bool
+    conn: Conn,
+    models: Sequence[str],
+    last_n: int,
+    since: datetime,
+    with_features: bool,
+    up_to_seq: int,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(WARM_START, list(models), last_n, since, with_features)
+    """History up to `up_to_seq` only: what commits later is the tail's to feed."""
+    return await conn.fetch(WARM_START, list(models), last_n, since, with_features, up_to_seq)
 
 
 async def estimated_accuracy(

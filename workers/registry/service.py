@@ -81,7 +81,7 @@ class Registry:
         rollback: bool = False,
     ) -> ModelPromoted:
         async with self.pool.acquire() as conn, conn.transaction():
-            target = await sql.get_version(conn, model, version)
+            target = await sql.lock_version(conn, model, version)
             if target is None:
                 raise RegistryError(f"{model} has no version {version!r}")
             allowed = {"candidate", "draft"} | ({"retired", "champion"} if rollback else set())
@@ -95,7 +95,9 @@ class Registry:
             if previous is not None:
                 await sql.set_status(conn, model, previous, "retired", by)
             await sql.set_status(conn, model, version, "champion", by)
-            await sql.set_alias(conn, model, CHAMPION, version, previous, by, reason, command_id)
+            await sql.set_alias(
+                conn, model, CHAMPION, version, previous, by, reason, command_id, rollback
+            )
             await sql.audit(
                 conn,
                 by,
@@ -146,7 +148,7 @@ class Registry:
         command_id: UUID | None = None,
     ) -> ModelRejected:
         async with self.pool.acquire() as conn, conn.transaction():
-            target = await sql.get_version(conn, model, version)
+            target = await sql.lock_version(conn, model, version)
             if target is None:
                 raise RegistryError(f"{model} has no version {version!r}")
             if target["status"] not in ("candidate", "draft"):

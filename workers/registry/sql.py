@@ -18,6 +18,10 @@ RETURNING version
 
 GET_VERSION = "SELECT * FROM model_versions WHERE model = $1 AND version = $2"
 
+# Locks the row for the rest of the transaction: an approval and an expiry of the same
+# candidate cannot both win.
+LOCK_VERSION = "SELECT * FROM model_versions WHERE model = $1 AND version = $2 FOR UPDATE"
+
 SET_STATUS = """
 UPDATE model_versions SET status = $3, decided_at = now(), decided_by = $4
 WHERE model = $1 AND version = $2
@@ -39,15 +43,15 @@ ON CONFLICT (model, alias) DO UPDATE SET version = EXCLUDED.version, set_at = no
 """
 
 ALIAS_HISTORY_INSERT = """
-INSERT INTO alias_history (model, alias, version, previous_version, set_by, reason, command_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+INSERT INTO alias_history (model, alias, version, previous_version, set_by, reason, command_id,
+                           rollback)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 """
 
-# The champion before the current one: the previous_version of the latest promotion.
-PREVIOUS_CHAMPION = """
-SELECT previous_version FROM alias_history
+CHAMPION_HISTORY = """
+SELECT version, rollback FROM alias_history
 WHERE model = $1 AND alias = 'champion'
-ORDER BY id DESC LIMIT 1
+ORDER BY id
 """
 
 ALIAS_HISTORY = """
@@ -92,6 +96,10 @@ async def get_version(conn: Conn, model: str, version: str) -> asyncpg.Record | 
     return await conn.fetchrow(GET_VERSION, model, version)
 
 
+async def lock_version(conn: Conn, model: str, version: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(LOCK_VERSION, model, version)
+
+
 async def set_status(conn: Conn, model: str, version: str, status: str, by: str) -> None:
     await conn.execute(SET_STATUS, model, version, status, by)
 
@@ -114,16 +122,35 @@ async def set_alias(
     by: str,
     reason: str,
     command_id: Any,
+    rollback: bool = False,
 ) -> None:
     await conn.execute(SET_ALIAS, model, alias, version)
     await conn.execute(
-        ALIAS_HISTORY_INSERT, model, alias, version, previous, by, reason, command_id
+        ALIAS_HISTORY_INSERT, model, alias, version, previous, by, reason, command_id, rollback
     )
 
 
+def champion_stack(history: list[tuple[str, bool]]) -> list[str]:
+    """Champions as a stack: a promotion pushes, a rollback pops. Pure.
+
+    v0 -> r1 -> r2, rollback, rollback gives [v0]: the second rollback goes to v0, not
+    back to r2.
+    """
+    stack: list[str] = []
+    for version, rollback in history:
+        if rollback and stack:
+            stack.pop()
+            if not stack or stack[-1] != version:
+                stack.append(version)
+        else:
+            stack.append(version)
+    return stack
+
+
 async def previous_champion(conn: Conn, model: str) -> str | None:
-    value: str | None = await conn.fetchval(PREVIOUS_CHAMPION, model)
-    return value
+    rows = await conn.fetch(CHAMPION_HISTORY, model)
+    stack = champion_stack([(r["version"], r["rollback"]) for r in rows])
+    return stack[-2] if len(stack) >= 2 else None
 
 
 async def alias_history(conn: Conn, model: str, limit: int = 20) -> list[asyncpg.Record]:

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from schemas import ModelPromoted, ModelRegistered, PredictionMade
+from schemas import ModelPromoted, ModelRegistered, ModelRejected, PredictionMade
 from workers.db.pool import create_pool
 from workers.errors import OutcomeLoopError
 from workers.producer import EventProducer
@@ -67,6 +67,15 @@ class ServingStats:
         return self.fallbacks / self.answers if self.answers else 0.0
 
 
+def _registry_event(raw: bytes) -> ModelRegistered | ModelRejected | None:
+    for cls in (ModelRegistered, ModelRejected):
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError:
+            continue
+    return None
+
+
 class ServingClient:
     def __init__(
         self,
@@ -97,9 +106,10 @@ class ServingClient:
     # -- loading ------------------------------------------------------------------
 
     async def start(self, *, watch: bool = True) -> None:
+        # Listen first, then load: a promotion in between is then seen, not missed.
+        consumer = await self._consumer() if watch else None
         await self.refresh()
-        if watch:
-            consumer = await self._consumer()
+        if consumer is not None:
             self._watcher = asyncio.create_task(self._watch(consumer))
 
     async def refresh(self) -> None:
@@ -153,11 +163,10 @@ class ServingClient:
                 try:
                     event = ModelPromoted.model_validate_json(record.value)
                 except ValidationError:
-                    try:
-                        registered = ModelRegistered.model_validate_json(record.value)
-                    except ValidationError:
-                        continue
-                    if registered.model == self.model and self.options.canary_share > 0:
+                    # A new candidate, or one rejected or expired: the canary follows.
+                    other = _registry_event(record.value)
+                    ours = other is not None and other.model == self.model
+                    if ours and self.options.canary_share > 0:
                         await self._reload()
                     continue
                 if event.model != self.model:
