@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import datetime
 
 import asyncpg
@@ -24,6 +24,11 @@ from workers.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def training_pool() -> ProcessPoolExecutor:
+    # "spawn": the child gets no copy of this process's event loop and broker threads.
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
 class Services:
     """Everything built on one pool; made once per worker, on its event loop."""
 
@@ -37,12 +42,15 @@ class Services:
         self.pool = pool
         self.ingest = IngestService(settings, pool, sink)
         self.registry = Registry(pool)
-        # Training runs in its own process ("spawn": no copy of this process's event loop
-        # and broker threads), so the worker keeps consuming meanwhile.
-        self.executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        # Training runs in its own process, so the worker keeps consuming meanwhile.
+        self.retrain = RetrainService(
+            settings,
+            pool,
+            publisher,
+            self.registry,
+            training_pool(),
+            executor_factory=training_pool,
         )
-        self.retrain = RetrainService(settings, pool, publisher, self.registry, self.executor)
         self.monitor = MonitorService(settings, pool, publisher)
         self.control = ControlService(settings, pool, publisher, sink, self.registry, self.retrain)
         self.monitor.listeners.append(self._on_alert)
@@ -82,6 +90,10 @@ class Services:
                         "version": event.model_version,
                     },
                 )
+
+    @property
+    def executor(self) -> Executor:
+        return self.retrain.executor
 
     async def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

@@ -16,6 +16,7 @@ import pytest
 
 from schemas import FeedbackGiven, Message, OutcomeObserved, PredictionMade
 from tests.conftest import SettingsFactory
+from tests.integration.fakes import CollectingSink
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import IngestService
 from workers.ingest.sql import DeadLetterRow
@@ -32,14 +33,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class CollectingSink:
-    def __init__(self) -> None:
-        self.rows: list[DeadLetterRow] = []
-
-    async def publish(self, rows: Sequence[DeadLetterRow]) -> None:
-        self.rows.extend(rows)
 
 
 class Harness:
@@ -288,3 +281,35 @@ async def test_rows_postgres_refuses_are_isolated(harness: Harness) -> None:
     assert [r.error_type for r in result.dead] == ["unstorable"]
     assert result.dead[0].payload == bad.to_bytes()
     assert await harness.example("ok1") is not None and await harness.example("ok2") is not None
+
+
+class FailingOnceSink(CollectingSink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def publish(self, rows: Sequence[DeadLetterRow]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("broker unreachable")
+        await super().publish(rows)
+
+
+async def test_a_dead_letter_whose_publishing_failed_is_published_later(
+    make_settings: SettingsFactory, pool: asyncpg.Pool
+) -> None:
+    h = Harness(make_settings(), pool)
+    h.sink = FailingOnceSink()
+    h.service.sink = h.sink
+    p, early = pred("a"), outcome("a", at=T0 - timedelta(hours=1))
+    with pytest.raises(ConnectionError):
+        await h.send(p, early)  # stored and rejected, but not on the topic yet
+    # The agent retries the batch: the outcome is already rejected, so only the outbox
+    # can still publish it.
+    await h.send(p, early)
+    assert h.sink.rows == []
+    assert await h.scalar("SELECT count(*) FROM dead_letters WHERE published_at IS NULL") == 1
+    assert await h.service.republish(grace=timedelta(0)) == 1
+    assert [r.payload for r in h.sink.rows] == [early.to_bytes()]
+    assert await h.scalar("SELECT count(*) FROM dead_letters WHERE published_at IS NULL") == 0
+    assert await h.service.republish(grace=timedelta(0)) == 0

@@ -29,6 +29,7 @@ from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.control.signing import sign, signing_key
 from workers.ingest.decode import RawMessage
+from workers.retrain import sql as retrain_sql
 from workers.runtime import Services
 from workers.settings import (
     AlertRule,
@@ -300,3 +301,23 @@ async def test_a_paused_model_never_retrains_on_its_own(
     assert task is not None and await task is not None
     runs = await fetch(pool, "SELECT trigger FROM retrain_runs")
     assert [r["trigger"] for r in runs] == ["quality_alert"]
+
+
+async def test_a_run_left_by_a_dead_worker_is_failed_but_a_live_one_is_not(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, _, _ = services
+    async with pool.acquire() as c:
+        await c.execute(
+            "INSERT INTO retrain_runs (model, trigger, status) VALUES ('ctr', 'command', 'running')"
+        )
+    async with pool.acquire() as owner:  # a live run holds its model's lease
+        assert await retrain_sql.try_run_lock(owner, "ctr")
+        await s.retrain.housekeeping()
+        assert [r["status"] for r in await fetch(pool, "SELECT status FROM retrain_runs")] == [
+            "running"
+        ]
+        await retrain_sql.run_unlock(owner, "ctr")
+    await s.retrain.housekeeping()  # its worker is gone: the lease is free
+    runs = await fetch(pool, "SELECT status, error FROM retrain_runs")
+    assert runs[0]["status"] == "failed" and "abandoned" in runs[0]["error"]

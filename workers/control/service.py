@@ -36,6 +36,7 @@ from workers.ingest import sql as ingest_sql
 from workers.ingest.batch import dead_letter
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import DeadLetterSink
+from workers.ingest.sql import DeadLetterRow
 from workers.publish import EventPublisher
 from workers.registry import sql as registry_sql
 from workers.registry.service import Registry
@@ -109,9 +110,14 @@ class ControlService:
                 {"reason": reason, "command_id": c.command_id, "payload": payload},
             )
             await ingest_sql.insert_dead_letters(conn, [row])
-        await self.sink.publish([row])
+        await self._publish_dead(row)
         log.warning("refused %s from %s: %s", c.command, c.issued_by, reason)
         return await self._answer(c, "refused", reason)
+
+    async def _publish_dead(self, row: DeadLetterRow) -> None:
+        await self.sink.publish([row])
+        async with self.pool.acquire() as conn:
+            await ingest_sql.mark_published(conn, [row.dedupe_key])
 
     async def handle(self, raw: RawMessage) -> CommandResult | None:
         """Process one message from the control topic; never raises for bad input."""
@@ -123,7 +129,7 @@ class ControlService:
             )
             async with self.pool.acquire() as conn:
                 await ingest_sql.insert_dead_letters(conn, [row])
-            await self.sink.publish([row])
+            await self._publish_dead(row)
             return None
         payload = command.model_dump(mode="json")
         verdict = authorize(command, self.settings.control, self._keys)

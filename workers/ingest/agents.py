@@ -71,3 +71,8 @@ def register(app: faust.App, runtime: Runtime) -> None:
             return
         if counts.labeled or counts.dropped:
             log.info("horizon passed: %d labeled, %d dropped", counts.labeled, counts.dropped)
+        try:
+            if caught_up := await service.republish():
+                log.warning("published %d dead letters a failure had held back", caught_up)
+        except Exception:
+            log.exception("republishing dead letters failed; will retry at the next tick")

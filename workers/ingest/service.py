@@ -66,8 +66,7 @@ class IngestService:
     async def handle(self, raws: Sequence[RawMessage]) -> BatchResult:
         """Process one batch; return only once everything in it is durable."""
         result = await self._handle_isolating_bad_rows(list(raws))
-        if result.dead:
-            await self.sink.publish(result.dead)
+        await self.publish_dead(result.dead)
         for topic, n in Counter(raw.topic for raw in raws).items():
             metrics.EVENTS_IN.labels(topic).inc(n)
         for row in result.dead:
@@ -184,6 +183,22 @@ class IngestService:
                 raw = RawMessage(self.settings.topics.outcomes, -1, -1, None, event.to_bytes())
             letters.append(dead_letter(raw, r["rejected_reason"], "impossible_time"))
         return letters
+
+    async def publish_dead(self, rows: Sequence[DeadLetterRow]) -> None:
+        """Publish dead letters already stored, then record that they went out."""
+        if not rows:
+            return
+        await self.sink.publish(rows)
+        async with self.pool.acquire() as conn:
+            await sql.mark_published(conn, [r.dedupe_key for r in rows])
+
+    async def republish(self, *, grace: timedelta = timedelta(seconds=30)) -> int:
+        """Publish dead letters whose publishing never finished (a crash, a broker
+        outage); the grace keeps clear of batches still publishing their own."""
+        async with self.pool.acquire() as conn:
+            rows = await sql.unpublished(conn, self.clock() - grace, 500)
+        await self.publish_dead(rows)
+        return len(rows)
 
     async def sweep(self) -> MatureCounts:
         """Mature predictions whose horizon has passed; run by the leader on a timer."""

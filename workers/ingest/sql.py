@@ -191,6 +191,20 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[]
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 
+MARK_PUBLISHED = """
+UPDATE dead_letters SET published_at = now()
+WHERE dedupe_key = ANY($1::text[]) AND published_at IS NULL
+"""
+
+UNPUBLISHED = """
+SELECT dedupe_key, source_topic, source_partition, source_offset, error_type, reason, payload,
+       message_key
+FROM dead_letters
+WHERE published_at IS NULL AND dead_lettered_at < $1
+ORDER BY id
+LIMIT $2
+"""
+
 COUNTS = """
 SELECT
     (SELECT count(*) FROM predictions) AS predictions,
@@ -384,6 +398,27 @@ async def insert_dead_letters(conn: Conn, rows: Sequence[DeadLetterRow]) -> None
         [r.payload for r in rows],
         [r.key for r in rows],
     )
+
+
+async def mark_published(conn: Conn, keys: Sequence[str]) -> None:
+    if keys:
+        await conn.execute(MARK_PUBLISHED, list(keys))
+
+
+async def unpublished(conn: Conn, older_than: datetime, limit: int) -> list[DeadLetterRow]:
+    return [
+        DeadLetterRow(
+            r["dedupe_key"],
+            r["source_topic"],
+            r["source_partition"],
+            r["source_offset"],
+            r["error_type"],
+            r["reason"],
+            bytes(r["payload"]),
+            bytes(r["message_key"]) if r["message_key"] is not None else None,
+        )
+        for r in await conn.fetch(UNPUBLISHED, older_than, limit)
+    ]
 
 
 async def counts(conn: Conn) -> dict[str, int]:

@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,6 @@ from workers.retrain.triggers import ControlState, Decision, TriggerKind, decide
 from workers.settings import ModelConfig, Settings
 
 log = logging.getLogger(__name__)
-# A run still marked running this long after it started belongs to a worker that died.
-ABANDONED_AFTER = timedelta(hours=6)
 
 
 def _numeric_columns(rows: list[Row], names: list[str]) -> dict[str, np.ndarray]:
@@ -65,12 +64,14 @@ class RetrainService:
         registry: Registry,
         executor: Executor,
         clock: Callable[[], datetime] = utc_now,
+        executor_factory: Callable[[], Executor] | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.publisher = publisher
         self.registry = registry
         self.executor = executor
+        self._executor_factory = executor_factory
         self.clock = clock
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -116,8 +117,22 @@ class RetrainService:
     async def run(
         self, model: str, trigger: str, detail: dict[str, Any], *, by: str = SYSTEM
     ) -> int | None:
+        # The run's lease: a session lock held for its whole life on a connection of its own.
+        async with self.pool.acquire() as lease:
+            if not await sql.try_run_lock(lease, model):
+                log.info("%s: a retrain is already running; %s trigger skipped", model, trigger)
+                return None
+            try:
+                return await self._leased_run(model, trigger, detail, by)
+            finally:
+                await sql.run_unlock(lease, model)
+
+    async def _leased_run(
+        self, model: str, trigger: str, detail: dict[str, Any], by: str
+    ) -> int | None:
         cfg = self.settings.models[model]
         async with self.pool.acquire() as conn:
+            await sql.abandon_dead_runs(conn)  # ours is free now: an old 'running' row is dead
             run_id = await sql.start_run(conn, model, trigger, {**detail, "by": by})
         if run_id is None:
             log.info("%s: a retrain is already running; %s trigger skipped", model, trigger)
@@ -239,9 +254,15 @@ class RetrainService:
             seed=run_id,
             output_dir=str(work_dir),
         )
-        outcome = await asyncio.get_running_loop().run_in_executor(
-            self.executor, train_in_process, job
-        )
+        try:
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self.executor, train_in_process, job
+            )
+        except BrokenProcessPool:
+            # The training process died (out of memory, killed): later runs get a new pool.
+            if self._executor_factory is not None:
+                self.executor = self._executor_factory()
+            raise
         shutil.rmtree(final_dir, ignore_errors=True)
         work_dir.rename(final_dir)  # the version's folder appears whole or not at all
         timings["training"] = time.perf_counter() - t
@@ -379,7 +400,7 @@ class RetrainService:
         now = self.clock()
         events: list[Any] = []
         async with self.pool.acquire() as conn:
-            await sql.abandon_runs(conn, now - ABANDONED_AFTER)
+            await sql.abandon_dead_runs(conn)
         for model, cfg in self.settings.models.items():
             timeout = timedelta(seconds=cfg.retrain.approval_timeout_seconds)
             for event in await self.registry.expire_stale(model, timeout, now):

@@ -44,11 +44,17 @@ SET status = $2, candidate_version = $3, dataset = $4, gate_report = $5, duratio
 WHERE id = $1
 """
 
-# Runs left 'running' by a worker that died: they can never finish.
+# A run holds this session lock on its model while it lives; PostgreSQL drops it when
+# the worker's connection goes, so a free lock beside a 'running' row means a dead run.
+TRY_RUN_LOCK = "SELECT pg_try_advisory_lock(7301003, hashtext($1))"
+RUN_UNLOCK = "SELECT pg_advisory_unlock(7301003, hashtext($1))"
+
+RUNNING_MODELS = "SELECT DISTINCT model FROM retrain_runs WHERE status = 'running'"
+
 ABANDON_RUNS = """
 UPDATE retrain_runs SET status = 'failed', error = 'abandoned: the worker running it stopped',
        finished_at = now()
-WHERE status = 'running' AND started_at < $1
+WHERE status = 'running' AND model = $1
 RETURNING id
 """
 
@@ -112,8 +118,24 @@ async def finish_run(conn: Conn, run_id: int, **v: Any) -> None:
     )
 
 
-async def abandon_runs(conn: Conn, started_before: datetime) -> list[int]:
-    return [r["id"] for r in await conn.fetch(ABANDON_RUNS, started_before)]
+async def try_run_lock(conn: Conn, model: str) -> bool:
+    return bool(await conn.fetchval(TRY_RUN_LOCK, model))
+
+
+async def run_unlock(conn: Conn, model: str) -> None:
+    await conn.execute(RUN_UNLOCK, model)
+
+
+async def abandon_dead_runs(conn: Conn) -> list[int]:
+    """Fail 'running' runs whose worker is gone (their lock is free)."""
+    dead: list[int] = []
+    for row in await conn.fetch(RUNNING_MODELS):
+        if await try_run_lock(conn, row["model"]):
+            try:
+                dead += [r["id"] for r in await conn.fetch(ABANDON_RUNS, row["model"])]
+            finally:
+                await run_unlock(conn, row["model"])
+    return dead
 
 
 async def control(conn: Conn, model: str) -> asyncpg.Record:
