@@ -196,7 +196,7 @@ class IngestService:
         """Publish dead letters whose publishing never finished (a crash, a broker
         outage); the grace keeps clear of batches still publishing their own."""
         async with self.pool.acquire() as conn:
-            rows = await sql.unpublished(conn, self.clock() - grace, 500)
+            rows = await sql.unpublished(conn, grace, 500)
         await self.publish_dead(rows)
         return len(rows)
 

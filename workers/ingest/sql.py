@@ -200,7 +200,7 @@ UNPUBLISHED = """
 SELECT dedupe_key, source_topic, source_partition, source_offset, error_type, reason, payload,
        message_key
 FROM dead_letters
-WHERE published_at IS NULL AND dead_lettered_at < $1
+WHERE published_at IS NULL AND dead_lettered_at < now() - $1::interval
 ORDER BY id
 LIMIT $2
 """
@@ -405,7 +405,7 @@ async def mark_published(conn: Conn, keys: Sequence[str]) -> None:
         await conn.execute(MARK_PUBLISHED, list(keys))
 
 
-async def unpublished(conn: Conn, older_than: datetime, limit: int) -> list[DeadLetterRow]:
+async def unpublished(conn: Conn, grace: timedelta, limit: int) -> list[DeadLetterRow]:
     return [
         DeadLetterRow(
             r["dedupe_key"],
@@ -417,7 +417,7 @@ async def unpublished(conn: Conn, older_than: datetime, limit: int) -> list[Dead
             bytes(r["payload"]),
             bytes(r["message_key"]) if r["message_key"] is not None else None,
         )
-        for r in await conn.fetch(UNPUBLISHED, older_than, limit)
+        for r in await conn.fetch(UNPUBLISHED, grace, limit)
     ]
 
 
