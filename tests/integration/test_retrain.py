@@ -27,6 +27,7 @@ from schemas.base import utc_now
 from schemas.commands import Command
 from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingPublisher, CollectingSink
+from workers.control import sql as control_sql
 from workers.control.signing import sign, signing_key
 from workers.ingest.decode import RawMessage
 from workers.retrain import sql as retrain_sql
@@ -321,3 +322,19 @@ async def test_a_run_left_by_a_dead_worker_is_failed_but_a_live_one_is_not(
     await s.retrain.housekeeping()  # its worker is gone: the lease is free
     runs = await fetch(pool, "SELECT status, error FROM retrain_runs")
     assert runs[0]["status"] == "failed" and "abandoned" in runs[0]["error"]
+
+
+async def test_a_command_accepted_by_a_worker_that_died_is_finished_on_redelivery(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, _, settings = services
+    raw = command_raw(settings, PauseModel(model="ctr", issued_by="alice"))
+    pause = PauseModel.model_validate_json(raw.value)
+    async with pool.acquire() as c:  # what a worker that died right after accepting leaves
+        await control_sql.record(c, pause, pause.model_dump(mode="json"))
+    result = await s.control.handle(raw)
+    assert result is not None and (result.status, result.replayed) == ("done", False)
+    paused = await fetch(pool, "SELECT paused FROM model_controls WHERE model = 'ctr'")
+    assert paused[0]["paused"] is True
+    again = await s.control.handle(raw)
+    assert again is not None and again.replayed and again.status == "done"

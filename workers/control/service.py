@@ -150,6 +150,19 @@ class ControlService:
             fresh = await sql.record(conn, command, payload)
             if not fresh:
                 seen = await sql.get(conn, command.event_id)
+        # A command recorded as accepted whose worker died before acting is finished now
+        # (a retrain is the exception: its run is tracked, and may still be going).
+        unfinished = (
+            not fresh
+            and seen is not None
+            and seen["status"] == "accepted"
+            and command.command != "retrain"
+        )
+        if unfinished:
+            log.warning(
+                "command %s was accepted but never finished; finishing it", command.command_id
+            )
+            fresh = True
         if not fresh:
             assert seen is not None
             log.info(
