@@ -263,6 +263,11 @@ class ControlService:
             detail = f"run {run_id} {data['run_status']}"
             if run is not None and run["error"]:
                 detail += f": {run['error']}"
+            failed = [g for g in (run["gate_report"] if run else []) if not g["passed"]]
+            if failed:
+                detail += f" at gate {failed[0]['name']}: {failed[0]['reason']}"
+            elif data["version"] and data["run_status"] == "succeeded":
+                detail += f": {data['version']}"
             await self._settle(c, "done" if ok else "failed", detail, data)
 
         reporting = asyncio.create_task(report())
