@@ -8,7 +8,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from schemas import DriftDetected, OutcomeObserved, PredictionMade, QualityAlertRaised
+from schemas import DriftDetected, Message, OutcomeObserved, PredictionMade, QualityAlertRaised
 from schemas.base import utc_now
 from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingPublisher, CollectingSink
@@ -254,3 +254,61 @@ async def test_classifiers_get_an_estimated_accuracy_before_labels_arrive(
         )
     assert row is not None and row["n"] == 100
     assert row["value"] == pytest.approx((0.9 + 0.8 + 0.6 + 0.95) / 4)
+
+
+class FlakyPublisher(CollectingPublisher):
+    """Refuses the first `failures` publishes, as a broker outage would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def publish(self, topic: str, event: Message, key: str | None = None) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("broker unreachable")
+        await super().publish(topic, event, key)
+
+
+async def test_an_alert_that_could_not_be_sent_is_raised_again(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    publisher = FlakyPublisher(failures=1)
+    monitor = MonitorService(settings, pool, publisher)
+    await monitor.tick_quality()
+    await ingest(settings, pool, labeled_pairs(250, error=0.04))
+    with pytest.raises(ConnectionError):
+        await monitor.tick_quality()
+    assert publisher.of_type(QualityAlertRaised) == []
+    await monitor.tick_quality()  # the broker is back: the same episode's alert goes out
+    assert len(publisher.of_type(QualityAlertRaised)) == 1
+    await monitor.tick_quality()
+    assert len(publisher.of_type(QualityAlertRaised)) == 1
+
+
+async def test_a_drift_alert_that_could_not_be_sent_is_raised_again(
+    settings: Settings, pool: asyncpg.Pool
+) -> None:
+    await ingest(settings, pool, labeled_pairs(600, error=0.005))  # the reference: x ~ N(0, 1)
+    rng = np.random.default_rng(9)
+    await ingest(
+        settings,
+        pool,
+        [
+            PredictionMade(
+                prediction_id=f"s{i}",
+                model="ctr",
+                model_version="v1",
+                prediction=0.05,
+                features={"channel": "search" if i % 2 else "social", "x": float(rng.normal(2, 1))},
+            )
+            for i in range(400)
+        ],
+    )
+    publisher = FlakyPublisher(failures=1)
+    monitor = MonitorService(settings, pool, publisher)
+    with pytest.raises(ConnectionError):
+        await monitor.drift.tick()
+    raised = await monitor.drift.tick()
+    assert [(e.feature, e.model_version) for e in raised] == [("x", "v1")]
+    assert len(publisher.of_type(DriftDetected)) == 1

@@ -224,7 +224,14 @@ class DriftEvaluator:
                 )
         async with self.pool.acquire() as conn:
             await sql.insert_drift_stats(conn, out_rows)
-        for event in raised:
+        for i, event in enumerate(raised):
+            try:
+                await self.publisher.publish(self.settings.topics.drift, event, key=model)
+            except Exception:
+                for unsent in raised[i:]:
+                    episodes.forget((model, version, unsent.feature))
+                self._last_seen.pop((model, version), None)  # judge this window again
+                raise
             log.warning(
                 "drift: %s %s %s %s=%.4f (threshold %.4f)",
                 model,
@@ -234,7 +241,6 @@ class DriftEvaluator:
                 event.statistic,
                 event.threshold,
             )
-            await self.publisher.publish(self.settings.topics.drift, event, key=model)
             for listener in self.listeners:
                 try:
                     await listener(event)

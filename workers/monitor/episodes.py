@@ -36,6 +36,11 @@ class EpisodeTracker:
                 state.clear_streak = 0
         return False
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        """Undo an episode's start whose alert could not be sent: the next breach raises
+        it again instead of it being lost."""
+        self._states.pop(key, None)
+
     def active(self, key: tuple[str, ...]) -> bool:
         state = self._states.get(key)
         return state is not None and state.active

@@ -207,9 +207,16 @@ class MonitorService:
                 event.champion_value,
             )
             await self.publisher.publish(self.settings.topics.models, event, key=event.model)
-        for alert in alerts:
+        for i, alert in enumerate(alerts):
+            try:
+                await self.publisher.publish(self.settings.topics.drift, alert, key=alert.model)
+            except Exception:
+                for unsent in alerts[i:]:
+                    self._alerts.forget(
+                        (unsent.model, unsent.model_version, unsent.metric, unsent.window)
+                    )
+                raise
             metrics.QUALITY_ALERTS.labels(alert.model, alert.metric).inc()
-            await self.publisher.publish(self.settings.topics.drift, alert, key=alert.model)
         for shift in error_alerts:
             log.warning(
                 "error stream of %s %s rose: %.4f -> %.4f",
