@@ -1,8 +1,8 @@
-"""Rolling quality of one model version, with River's metrics. Pure: no I/O.
+"""Rolling quality of one model version. Pure: no I/O.
 
-Count windows (`last_500`) use ``utils.Rolling``; time windows (`1h`) use
-``utils.TimeRolling`` keyed on when the example matured. A time window keeps its
-examples in memory, so on high-volume streams prefer count windows or short periods.
+Count windows (`last_500`) use River's metrics in ``utils.Rolling``. Time windows (`1h`,
+`7d`) are bucketed sums (see ``time_buckets``), keyed on when the example matured, so a
+7-day window on a busy stream takes the same small memory as a 1-hour one.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from river import metrics, stats, utils
 
+from workers.monitor.time_buckets import TimeBucketWindow
 from workers.settings import count_window_name, time_window_name
 
 Task = Literal["regression", "binary"]
@@ -78,15 +79,12 @@ class QualityTracker:
                     utils.Rolling(stats.Sum, window_size=size),
                 )
             )
-        for seconds in time_windows_seconds:
-            period = dt.timedelta(seconds=seconds)
-            self.windows.append(
-                _Window(
-                    time_window_name(seconds),
-                    {n: utils.TimeRolling(cls, period=period) for n, (cls, _) in spec.items()},
-                    utils.TimeRolling(stats.Sum, period=period),
-                )
+        self.timed = {
+            time_window_name(seconds): TimeBucketWindow(
+                dt.timedelta(seconds=seconds), binary=task == "binary"
             )
+            for seconds in time_windows_seconds
+        }
         self.total = 0
 
     def _args(self, feed: str, prediction: float, label: float) -> tuple[Any, ...]:
@@ -101,13 +99,12 @@ class QualityTracker:
 
     def update(self, prediction: float, label: float, at: dt.datetime) -> None:
         self.total += 1
-        if at.tzinfo is not None:  # River's TimeRolling compares against a naive datetime
-            at = at.astimezone(dt.UTC).replace(tzinfo=None)
         for w in self.windows:
-            kw = {} if w.name.startswith("last_") else {"t": at}
-            w.n.update(1, **kw)
+            w.n.update(1)
             for name, metric in w.metrics.items():
-                metric.update(*self._args(self._feeds[name], prediction, label), **kw)
+                metric.update(*self._args(self._feeds[name], prediction, label))
+        for window in self.timed.values():
+            window.update(prediction, label, at)
 
     def snapshot(self) -> dict[str, tuple[dict[str, float], int]]:
         """window -> ({metric: value}, n)."""
@@ -117,4 +114,8 @@ class QualityTracker:
             if n == 0:
                 continue
             out[w.name] = ({name: float(m.get()) for name, m in w.metrics.items()}, n)
+        for name, window in self.timed.items():
+            taken = window.snapshot()
+            if taken is not None:
+                out[name] = taken
         return out
