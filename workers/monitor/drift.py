@@ -4,20 +4,20 @@ reference, feature by feature, with one DriftDetected per episode."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from schemas import DriftDetected, Message
+from schemas import DriftDetected
 from workers import metrics
 from workers.monitor import sql
 from workers.monitor.drift_methods import DriftResult, compare, is_numeric
 from workers.monitor.episodes import EpisodeTracker
 from workers.monitor.sql import DriftRow
-from workers.publish import EventPublisher
+from workers.publish import EventPublisher, Listener, notify, publish_or_forget
 from workers.settings import DriftConfig, ModelConfig, Settings
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class DriftEvaluator:
             for name, cfg in settings.models.items()
         }
         self._last_seen: dict[tuple[str, str], tuple[datetime, int]] = {}
-        self.listeners: list[Callable[[Message], Awaitable[None]]] = []
+        self.listeners: list[Listener] = []
 
     async def _reference(self, model: str, version: str, size: int) -> Reference | None:
         key = (model, version)
@@ -224,14 +224,8 @@ class DriftEvaluator:
                 )
         async with self.pool.acquire() as conn:
             await sql.insert_drift_stats(conn, out_rows)
-        for i, event in enumerate(raised):
-            try:
-                await self.publisher.publish(self.settings.topics.drift, event, key=model)
-            except Exception:
-                for unsent in raised[i:]:
-                    episodes.forget((model, version, unsent.feature))
-                self._last_seen.pop((model, version), None)  # judge this window again
-                raise
+
+        async def sent(event: DriftDetected) -> None:
             log.warning(
                 "drift: %s %s %s %s=%.4f (threshold %.4f)",
                 model,
@@ -241,11 +235,20 @@ class DriftEvaluator:
                 event.statistic,
                 event.threshold,
             )
-            for listener in self.listeners:
-                try:
-                    await listener(event)
-                except Exception:
-                    log.exception("a drift listener failed")
+            await notify(self.listeners, event)
+
+        try:
+            await publish_or_forget(
+                self.publisher,
+                self.settings.topics.drift,
+                raised,
+                key=lambda e: e.model,
+                forget=lambda e: episodes.forget((model, version, e.feature)),
+                sent=sent,
+            )
+        except Exception:
+            self._last_seen.pop((model, version), None)  # judge this window again
+            raise
         return raised
 
     def active_episodes(self) -> list[tuple[str, ...]]:

@@ -7,7 +7,7 @@ on which worker matured them, and rebuilds its windows from PostgreSQL after a r
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,7 @@ from workers.monitor.episodes import EpisodeTracker
 from workers.monitor.error_stream import ErrorStreamMonitor
 from workers.monitor.quality import Example, QualityTracker
 from workers.monitor.sql import DriftRow, SnapshotRow
-from workers.publish import EventPublisher
+from workers.publish import EventPublisher, Listener, notify, publish_or_forget
 from workers.settings import ModelConfig, Settings
 from workers.shadow import checkpoint
 from workers.shadow import sql as shadow_sql
@@ -71,7 +71,7 @@ class MonitorService:
         self._checkpoint_key = checkpoint_key or signing_key(settings)
         self._checkpointed: dict[tuple[str, str], int] = {}
         # Called with every alert the monitor publishes (the retrain triggers listen).
-        self.listeners: list[Callable[[Message], Awaitable[None]]] = []
+        self.listeners: list[Listener] = []
         self.drift.listeners = self.listeners
 
     # -- quality ---------------------------------------------------------------------
@@ -207,16 +207,14 @@ class MonitorService:
                 event.champion_value,
             )
             await self.publisher.publish(self.settings.topics.models, event, key=event.model)
-        for i, alert in enumerate(alerts):
-            try:
-                await self.publisher.publish(self.settings.topics.drift, alert, key=alert.model)
-            except Exception:
-                for unsent in alerts[i:]:
-                    self._alerts.forget(
-                        (unsent.model, unsent.model_version, unsent.metric, unsent.window)
-                    )
-                raise
-            metrics.QUALITY_ALERTS.labels(alert.model, alert.metric).inc()
+        await publish_or_forget(
+            self.publisher,
+            self.settings.topics.drift,
+            alerts,
+            key=lambda a: a.model,
+            forget=lambda a: self._alerts.forget((a.model, a.model_version, a.metric, a.window)),
+            sent=self._count_alert,
+        )
         for shift in error_alerts:
             log.warning(
                 "error stream of %s %s rose: %.4f -> %.4f",
@@ -230,6 +228,9 @@ class MonitorService:
         for message in raised:
             await notify(self.listeners, message)
         return fed
+
+    async def _count_alert(self, alert: QualityAlertRaised) -> None:
+        metrics.QUALITY_ALERTS.labels(alert.model, alert.metric).inc()
 
     async def _estimated_snapshots(self, now: datetime) -> list[SnapshotRow]:
         """Estimated accuracy of each classifier's latest predictions, before labels."""
@@ -425,14 +426,6 @@ class MonitorService:
                 metrics.CONSUMER_LAG.labels(p.topic, str(p.partition)).set(p.lag)
         await self.publisher.publish(self.settings.topics.lag, report, key=self.settings.app_id)
         return report
-
-
-async def notify(listeners: list[Callable[[Message], Awaitable[None]]], event: Message) -> None:
-    for listener in listeners:
-        try:
-            await listener(event)
-        except Exception:
-            log.exception("a listener failed on %s", type(event).__name__)
 
 
 def _example(row: asyncpg.Record) -> Example:
