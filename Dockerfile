@@ -41,7 +41,7 @@ RUN pip install --no-cache-dir -e .
 # The two paths are explicit too, so a different install layout cannot silently lose them.
 # The data directory must be writable by the runtime user, and the web server (metrics)
 # must listen beyond loopback to be reachable from outside the container.
-ENV OL_CONFIG_FILE=/app/config/defaults.toml \
+ENV OL_CONFIG_FILE=/app/config/demo.toml \
     OL_MIGRATIONS_DIR=/app/migrations \
     OL_DATA_DIR=/var/lib/outcomeloop \
     OL_WORKER__WEB_HOST=0.0.0.0 \

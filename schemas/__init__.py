@@ -25,6 +25,8 @@ from schemas.registry import (
     ModelPromoted,
     ModelRegistered,
     ModelRejected,
+    RetrainExhausted,
+    RetrainStateChanged,
 )
 
 __all__ = [
@@ -48,7 +50,9 @@ __all__ = [
     "QualityAlertRaised",
     "RejectVersion",
     "ResumeModel",
+    "RetrainExhausted",
     "RetrainModel",
+    "RetrainStateChanged",
     "RollbackModel",
     "command_adapter",
 ]

@@ -23,7 +23,9 @@ from schemas import (
     QualityAlertRaised,
     RejectVersion,
     ResumeModel,
+    RetrainExhausted,
     RetrainModel,
+    RetrainStateChanged,
     RollbackModel,
 )
 
@@ -46,6 +48,8 @@ CONTRACTS: tuple[type[BaseModel], ...] = (
     ModelRejected,
     CommandResult,
     ChallengerAhead,
+    RetrainStateChanged,
+    RetrainExhausted,
 )
 
 

@@ -41,6 +41,9 @@ class QualityAlertRaised(Message):
     bound: float
     direction: Literal["above", "below"]
     n: int = Field(..., ge=0)
+    reference: float | None = Field(
+        None, description="the version's reference value a relative bound is a factor of"
+    )
     raised_at: AwareTime = Field(default_factory=utc_now)
 
 

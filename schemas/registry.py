@@ -75,3 +75,46 @@ class ChallengerAhead(Message):
     improvement: float = Field(..., description="relative, positive is better")
     examples: int = Field(..., ge=0)
     detected_at: AwareTime = Field(default_factory=utc_now)
+
+
+LoopState = Literal[
+    "healthy",
+    "deferred",
+    "waiting_for_evidence",
+    "training",
+    "backoff",
+    "awaiting_approval",
+    "exhausted",
+]
+
+
+class RetrainStateChanged(Message):
+    """The retrain controller of a model moved: healthy → waiting for evidence → training →
+    promoted (healthy again) or gated → backoff → retry … → exhausted. On ol.models."""
+
+    kind: Literal["retrain_state"] = "retrain_state"
+    model: Identifier
+    state: LoopState
+    previous: LoopState
+    version: Identifier | None = Field(None, description="the version being replaced")
+    change_at: AwareTime | None = Field(
+        None, description="when the change began, in prediction time: training data starts here"
+    )
+    attempts: int = Field(0, ge=0)
+    post_change_rows: int = Field(0, ge=0, description="matured examples after change_at")
+    needed_rows: int = Field(0, ge=0, description="what the next run waits for")
+    reason: str = ""
+    changed_at: AwareTime = Field(default_factory=utc_now)
+
+
+class RetrainExhausted(Message):
+    """Quality stayed bad through every allowed retrain: a person has to look. On ol.drift,
+    once per degradation."""
+
+    kind: Literal["retrain_exhausted"] = "retrain_exhausted"
+    model: Identifier
+    version: Identifier | None = None
+    attempts: int = Field(..., ge=0)
+    change_at: AwareTime | None = None
+    last_reason: str = ""
+    raised_at: AwareTime = Field(default_factory=utc_now)

@@ -7,11 +7,18 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from workers.errors import OutcomeLoopError
-from workers.settings import Settings, get_settings
+from workers.settings import (
+    DEMO_CONFIG_FILE,
+    Settings,
+    config_file_named,
+    get_settings,
+    use_config_file,
+)
 from workers.synth.spec import SCENARIOS, ScenarioSpec
 
 
@@ -19,6 +26,11 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.infra.embedded import ensure_infra
     from workers.worker import run_worker
 
+    if not settings.models:
+        logging.getLogger("outcomeloop").warning(
+            "no models are configured: every prediction will be dead-lettered as unknown. "
+            "Pass --config FILE (config/demo.toml is the demo's profile) or set OL_CONFIG_FILE."
+        )
     with ensure_infra(settings) as resolved:
         run_worker(resolved)
     return 0
@@ -210,6 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="outcomeloop",
         description="Pair predictions with late outcomes; watch quality; retrain behind gates.",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="a TOML file read over the built-in defaults (default: $OL_CONFIG_FILE; "
+        "`demo` uses config/demo.toml when neither is given)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the worker (starts embedded infra if none configured)")
     sub.add_parser("migrate", help="apply database migrations")
@@ -266,6 +284,10 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.config is not None:
+            use_config_file(args.config)
+        elif args.command == "demo" and not config_file_named():
+            use_config_file(DEMO_CONFIG_FILE)
         settings = get_settings()
     except (ValidationError, FileNotFoundError) as exc:
         print(f"outcomeloop: invalid configuration:\n{exc}", file=sys.stderr)

@@ -54,6 +54,7 @@ class Services:
         self.monitor = MonitorService(settings, pool, publisher)
         self.control = ControlService(settings, pool, publisher, sink, self.registry, self.retrain)
         self.monitor.listeners.append(self._on_alert)
+        self.retrain.degraded = self.monitor.degraded
         self.settings = settings
 
     async def _on_alert(self, event: Message) -> None:
@@ -66,7 +67,7 @@ class Services:
                     {"challenger": event.challenger, "improvement": event.improvement},
                 )
         elif isinstance(event, QualityAlertRaised):
-            await self.retrain.trigger(
+            await self.retrain.note_degradation(
                 event.model,
                 "quality_alert",
                 {
@@ -76,11 +77,12 @@ class Services:
                     "bound": event.bound,
                     "version": event.model_version,
                 },
+                event.model_version,
             )
         elif isinstance(event, DriftDetected):
             cfg = self.settings.models.get(event.model)
             if cfg is not None and drift_fires(cfg.retrain, event.feature):
-                await self.retrain.trigger(
+                await self.retrain.note_degradation(
                     event.model,
                     "drift",
                     {
@@ -89,6 +91,7 @@ class Services:
                         "statistic": event.statistic,
                         "version": event.model_version,
                     },
+                    event.model_version,
                 )
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -20,14 +20,19 @@ from pydantic_settings import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "defaults.toml"
+# The demo's profile: short horizons and windows so `make demo` shows the loop in minutes.
+# It is read only when asked for (OL_CONFIG_FILE, or by `outcomeloop demo`); without a
+# file every value is the code's default below, which is what the README documents.
+DEMO_CONFIG_FILE = REPO_ROOT / "config" / "demo.toml"
 CONFIG_FILE_ENV = "OL_CONFIG_FILE"
 
 LabelSource = Literal["feedback", "outcome"]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN or infinity in a config value is refused at load time with its key: a NaN bound
+    # compares false with everything, so a rule holding one could never fire.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class TopicsConfig(_Frozen):
@@ -125,25 +130,70 @@ class DriftConfig(_Frozen):
     )
 
 
+# Metrics that live in [0, 1]: a bound outside it can never be crossed.
+UNIT_METRICS = frozenset({"accuracy", "precision", "recall", "f1", "roc_auc"})
+# Metrics that are never negative: "below 0" can never be crossed.
+ERROR_METRICS = frozenset({"mae", "rmse", "log_loss"})
+
+
 class AlertRule(_Frozen):
-    """A rolling metric past a bound, e.g. MAE above 0.02 over the last 500 examples."""
+    """A rolling metric past a bound, e.g. MAE above 0.02 over the last 500 examples, or
+    MAE above 1.25x the version's reference MAE (its first matured examples).
+
+    Exactly one bound: ``above`` / ``below`` are absolute, ``above_reference`` /
+    ``below_reference`` are factors of the version's reference value of the metric.
+    A window holding fewer than ``min_samples`` examples never alerts."""
 
     metric: str
     window: str = Field(..., description="a configured window name, e.g. last_500 or 7d")
     above: float | None = None
     below: float | None = None
+    above_reference: float | None = Field(None, gt=1, description="e.g. 1.25: 25% worse")
+    below_reference: float | None = Field(None, gt=0, lt=1, description="e.g. 0.9")
+    min_samples: int = Field(200, ge=1, description="fewer examples in the window: no alert")
 
     @model_validator(mode="after")
-    def _one_bound(self) -> AlertRule:
-        if (self.above is None) == (self.below is None):
-            raise ValueError("an alert rule needs exactly one of 'above' or 'below'")
+    def _one_sensible_bound(self) -> AlertRule:
+        bounds = [self.above, self.below, self.above_reference, self.below_reference]
+        if sum(b is not None for b in bounds) != 1:
+            raise ValueError(
+                "an alert rule needs exactly one of 'above', 'below', 'above_reference' "
+                "or 'below_reference'"
+            )
+        absolute = self.above if self.above is not None else self.below
+        if self.metric in UNIT_METRICS and absolute is not None and not 0 <= absolute <= 1:
+            raise ValueError(f"{self.metric} lies in [0, 1]: bound {absolute} can never be crossed")
+        if self.metric in ERROR_METRICS and self.below is not None and self.below <= 0:
+            raise ValueError(f"{self.metric} is never negative: 'below {self.below}' never fires")
+        if self.metric == "bias" and self.relative:
+            raise ValueError("bias is near 0 by design: give it an absolute bound")
         return self
 
-    def breached(self, value: float) -> bool:
+    @property
+    def relative(self) -> bool:
+        return self.above_reference is not None or self.below_reference is not None
+
+    @property
+    def direction(self) -> Literal["above", "below"]:
+        return "above" if self.above is not None or self.above_reference is not None else "below"
+
+    def bound(self, reference: float | None) -> float | None:
+        """The bound in the metric's units; None while a relative rule has no reference."""
         if self.above is not None:
-            return value > self.above
-        assert self.below is not None
-        return value < self.below
+            return self.above
+        if self.below is not None:
+            return self.below
+        if reference is None:
+            return None
+        factor = self.above_reference if self.above_reference is not None else self.below_reference
+        assert factor is not None
+        return factor * reference
+
+    def breached(self, value: float, n: int, reference: float | None = None) -> bool:
+        bound = self.bound(reference)
+        if bound is None or n < self.min_samples:
+            return False
+        return value > bound if self.direction == "above" else value < bound
 
 
 class MonitorConfig(_Frozen):
@@ -151,8 +201,35 @@ class MonitorConfig(_Frozen):
     time_windows_seconds: tuple[float, ...] = (3600.0,)
     segments: tuple[str, ...] = Field((), description="features whose values get their own rows")
     alerts: tuple[AlertRule, ...] = ()
+    reference_size: int = Field(
+        500,
+        ge=10,
+        description="a version's first matured examples: the reference for relative alert "
+        "bounds and the error-stream detector",
+    )
     drift: DriftConfig = DriftConfig()
     error_detector: Literal["adwin", "page_hinkley", "none"] = "adwin"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _min_samples_fit_small_windows(cls, data: Any) -> Any:
+        """A rule on a count window smaller than the default min_samples waits for a full
+        window instead; a min_samples set larger than its window is refused later."""
+        if not isinstance(data, dict) or not data.get("alerts"):
+            return data
+        sizes = {count_window_name(n): n for n in data.get("count_windows", (500,))}
+        rules = []
+        for rule in data["alerts"]:
+            given = rule if isinstance(rule, dict) else rule.model_fields_set
+            size = sizes.get(rule["window"] if isinstance(rule, dict) else rule.window)
+            default = AlertRule.model_fields["min_samples"].default
+            if "min_samples" not in given and size is not None and size < default:
+                if isinstance(rule, dict):
+                    rule = {**rule, "min_samples": size}
+                else:
+                    rule = rule.model_copy(update={"min_samples": size})
+            rules.append(rule)
+        return {**data, "alerts": tuple(rules)}
 
 
 class TriggerConfig(_Frozen):
@@ -165,7 +242,18 @@ class TriggerConfig(_Frozen):
     )
     schedule_seconds: float = Field(0.0, ge=0, description="every so often; 0 is off")
     outcome_count: int = Field(0, ge=0, description="after this many new outcomes; 0 is off")
-    cooldown_seconds: float = Field(600.0, ge=0, description="no automatic retrain sooner")
+    cooldown_seconds: float = Field(
+        600.0, ge=0, description="no automatic retrain sooner; a trigger meanwhile waits"
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="runs per degradation before one 'retrain exhausted' alert"
+    )
+    backoff_seconds: float = Field(
+        60.0, ge=0, description="wait after a gated run, doubled for each further attempt"
+    )
+    retry_growth: float = Field(
+        1.5, ge=1, description="each retry needs this many times the last run's post-change rows"
+    )
 
 
 class StabilityGate(_Frozen):
@@ -185,16 +273,24 @@ class AbsoluteGate(_Frozen):
     min: float | None = None
     max: float | None = None
 
+    @model_validator(mode="after")
+    def _a_bar_that_can_be_cleared(self) -> AbsoluteGate:
+        if self.min is None and self.max is None:
+            raise ValueError("an absolute gate needs 'min' or 'max'")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"absolute gate min {self.min} > max {self.max}: nothing passes")
+        return self
+
 
 class GatesConfig(_Frozen):
-    min_samples: int = Field(50, ge=1)
+    min_samples: int = Field(200, ge=1)
     min_positives: int = Field(0, ge=0, description="binary only")
     min_negatives: int = Field(0, ge=0, description="binary only")
     positive_rate: tuple[float, float] | None = Field(None, description="binary only: [lo, hi]")
     stability: StabilityGate = StabilityGate()
     absolute: AbsoluteGate | None = None
     min_improvement: float = Field(
-        0.0, description="relative improvement over the champion required, e.g. 0.02"
+        0.02, description="relative improvement over the champion required"
     )
     bootstrap_resamples: int = Field(200, ge=0, description="for the improvement interval")
     improvement_confidence: float = Field(0.9, gt=0, lt=1)
@@ -206,6 +302,14 @@ class GatesConfig(_Frozen):
     )
     contract: bool = True
 
+    @model_validator(mode="after")
+    def _rates_in_order(self) -> GatesConfig:
+        if self.positive_rate is not None:
+            lo, hi = self.positive_rate
+            if not 0 <= lo <= hi <= 1:
+                raise ValueError(f"positive_rate [{lo}, {hi}] must satisfy 0 <= lo <= hi <= 1")
+        return self
+
 
 class RetrainConfig(_Frozen):
     enabled: bool = True
@@ -215,7 +319,18 @@ class RetrainConfig(_Frozen):
     )
     promotion: Literal["auto", "approval"] = "auto"
     approval_timeout_seconds: float = Field(86400.0, gt=0)
-    lookback_seconds: float = Field(2_592_000.0, gt=0, description="training data window")
+    lookback_seconds: float = Field(
+        2_592_000.0,
+        gt=0,
+        description="training window in example time: predicted at most this long before the "
+        "newest matured example (never the wall clock)",
+    )
+    min_post_change: int = Field(
+        500,
+        ge=1,
+        description="matured examples predicted after a change began that a retrain started "
+        "by an alert or drift waits for; it then trains on them only",
+    )
     validation_share: float = Field(0.2, gt=0, lt=1, description="newest share held out")
     recent_seconds: float = Field(
         0.0, ge=0, description="most recent span kept as its own evaluation slice; 0 is off"
@@ -271,6 +386,12 @@ class ModelConfig(_Frozen):
                 raise ValueError(f"alert window {rule.window!r} is not configured: {windows}")
             if rule.metric not in metrics:
                 raise ValueError(f"alert metric {rule.metric!r} is not one of {list(metrics)}")
+            size = next((n for n in m.count_windows if count_window_name(n) == rule.window), None)
+            if size is not None and rule.min_samples > size:
+                raise ValueError(
+                    f"alert on {rule.window} needs min_samples {rule.min_samples}, more than "
+                    "the window holds: it could never fire"
+                )
         return self
 
     @model_validator(mode="after")
@@ -325,6 +446,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         frozen=True,
         extra="forbid",
+        allow_inf_nan=False,
     )
 
     app_id: str = "outcomeloop"
@@ -362,11 +484,15 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        named = os.environ.get(CONFIG_FILE_ENV)
+        if not named:
+            return (init_settings, env_settings)
+        toml_file = Path(named)
         if not toml_file.is_file():
             raise FileNotFoundError(f"{CONFIG_FILE_ENV}={toml_file} is not a file")
         toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
-        # Earlier sources win: explicit arguments, then the environment, then the file.
+        # Earlier sources win: explicit arguments, then the environment, then the file,
+        # then the code's defaults.
         return (init_settings, env_settings, toml)
 
     @property
@@ -385,6 +511,19 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def use_config_file(path: Path) -> None:
+    """Read ``path`` over the code's defaults from now on, in this process and the ones it
+    starts (the CLI's --config, the demo's profile)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} is not a file")
+    os.environ[CONFIG_FILE_ENV] = str(path.resolve())
+    get_settings.cache_clear()
+
+
+def config_file_named() -> bool:
+    return bool(os.environ.get(CONFIG_FILE_ENV))
 
 
 def child_env(settings: Settings, **overrides: str) -> dict[str, str]:

@@ -64,9 +64,9 @@ def test_window_names() -> None:
 
 
 def test_alert_rules_need_one_bound_and_real_windows() -> None:
-    assert AlertRule(metric="mae", window="last_500", above=0.02).breached(0.021)
-    assert not AlertRule(metric="mae", window="last_500", above=0.02).breached(0.02)
-    assert AlertRule(metric="f1", window="last_500", below=0.72).breached(0.7)
+    assert AlertRule(metric="mae", window="last_500", above=0.02).breached(0.021, 500)
+    assert not AlertRule(metric="mae", window="last_500", above=0.02).breached(0.02, 500)
+    assert AlertRule(metric="f1", window="last_500", below=0.72).breached(0.7, 500)
     with pytest.raises(ValidationError, match="exactly one"):
         AlertRule(metric="mae", window="last_500")
     with pytest.raises(ValidationError, match="not configured"):

@@ -43,3 +43,12 @@ def register(app: faust.App, runtime: Runtime) -> None:
             await services.retrain.scheduled()
         except Exception:
             log.exception("retrain housekeeping failed; retrying at the next tick")
+
+    @app.timer(interval=runtime.settings.monitoring.quality_interval_seconds, on_leader=True)
+    async def retrain_loop() -> None:
+        # Each model's retrain controller: waits for evidence, starts runs, retries.
+        services = await runtime.services()
+        try:
+            await services.retrain.step_all()
+        except Exception:
+            log.exception("retrain controller step failed; retrying at the next tick")

@@ -217,18 +217,21 @@ class ControlService:
                 c.model, c.version, by=c.issued_by, reason=why, command_id=c.event_id
             )
             await self.publisher.publish(topic, promoted, key=c.model)
+            await self.retrain.rearm(c.model, f"{c.version} approved by {c.issued_by}")
             return "done", f"{c.version} is the champion", {"previous": promoted.previous_version}
         if isinstance(c, RejectVersion):
             rejected = await self.registry.reject(
                 c.model, c.version, by=c.issued_by, reason=why, command_id=c.event_id
             )
             await self.publisher.publish(topic, rejected, key=c.model)
+            await self.retrain.candidate_refused(c.model, f"{c.version} rejected by {c.issued_by}")
             return "done", f"{c.version} rejected", {}
         if isinstance(c, RollbackModel):
             promoted = await self.registry.rollback(
                 c.model, by=c.issued_by, reason=why, command_id=c.event_id
             )
             await self.publisher.publish(topic, promoted, key=c.model)
+            await self.retrain.rearm(c.model, f"rolled back to {promoted.version}")
             return (
                 "done",
                 f"champion back to {promoted.version}",

@@ -14,78 +14,98 @@ Detector = Literal["adwin", "page_hinkley", "none"]
 @dataclass(frozen=True)
 class ErrorShift:
     method: str
-    mean_before: float
-    mean_after: float
+    mean_before: float  # the version's reference error
+    mean_after: float  # the detector's estimate when it fired
     n_seen: int
 
 
 class ErrorStreamMonitor:
-    """Feeds |prediction - label| to a detector; reports only rises in error.
+    """Feeds |prediction - label| to a detector; reports material rises in error.
 
-    ADWIN also fires when error falls (after a fix); those are not alerts but end the
-    episode an alert opened. Until then further rises are part of the same episode: one
-    shift, one alert. An episode also ends when the error stays within ``recovery`` times
-    its level before the alert for ``warmup`` examples in a row (Page-Hinkley, watching
-    only rises, never reports a fall).
+    Calibrated on a reference of the version's own errors (its first ``reference_size``
+    matured examples): their mean is the level every later judgement is made against.
 
-    The detectors' bounds assume values in [0, 1], where a regression's errors (0.004 vs
-    0.03 on a click rate) would look alike: errors are divided by a scale learned from
-    the first ``warmup`` examples (four times their mean) and clipped to 1.
+    - A rise opens an episode only when the detector fires *and* its current estimate is
+      at least ``min_rise`` times the reference: a detector's small false alarm on a
+      stationary stream opens nothing, so it cannot hold an episode open.
+    - An episode closes once the estimate has stayed within ``recovery`` times the
+      reference for ``calm`` examples in a row; the detector then starts afresh, so the
+      next rise is caught like the first.
+
+    The detectors' bounds assume values in [0, 1]: errors are divided by four times the
+    reference mean and clipped to 1, so a click rate's 0.004 and a price's 2.1 look alike.
     """
 
     def __init__(
-        self, method: Detector, *, recovery: float = 1.25, warmup: int = 100, scaled: bool = True
+        self,
+        method: Detector,
+        *,
+        reference_size: int = 500,
+        min_rise: float = 1.2,
+        recovery: float = 1.1,
+        calm: int = 100,
     ) -> None:
         self.method = method
+        self.reference_size = reference_size
+        self.min_rise = min_rise
         self.recovery = recovery
-        self._baseline: float | None = None  # set while an episode is open
-        self._calm = 0
-        self.warmup = warmup
-        self._scale: float | None = None if scaled else 1.0
+        self.calm = calm
+        self.reference: float | None = None  # mean absolute error of the reference
+        self._scale = 1.0
         self._warm: list[float] = []
-        self._detector: Any = self._make()
-        self._mean = 0.0
+        self._detector: Any = None
+        self._estimate = 0.0
+        self._open = False
+        self._calm_run = 0
         self._n = 0
+
+    @property
+    def in_episode(self) -> bool:
+        return self._open
 
     def _make(self) -> Any:
         if self.method == "adwin":
             return drift.ADWIN(delta=0.002)
         if self.method == "page_hinkley":
-            # On scaled errors (about 0.2 on average before a shift) this fires within
+            # On scaled errors (about 0.25 on average at the reference) this fires within
             # tens of examples of a fivefold rise and not on a stationary stream.
             return drift.PageHinkley(mode="up", threshold=10.0, delta=0.05, min_instances=30)
         return None
 
+    def _restart(self) -> None:
+        self._detector = self._make()
+        self._estimate = self.reference / self._scale if self.reference else 0.0
+
     def update(self, error: float) -> ErrorShift | None:
-        if self._detector is None:
-            return None
-        if self._scale is None:
-            self._warm.append(abs(error))
-            if len(self._warm) < self.warmup:
-                return None
-            mean = sum(self._warm) / len(self._warm)
-            self._scale = 4 * mean if mean > 0 else 1.0
-            for e in self._warm:
-                self._detector.update(min(e / self._scale, 1.0))
-            self._n = len(self._warm)
-            self._mean = float(getattr(self._detector, "estimation", 0.25))
+        if self.method == "none":
             return None
         self._n += 1
-        before = self._mean
-        self._detector.update(min(abs(error) / self._scale, 1.0))
+        value = abs(error)
+        if self.reference is None:
+            self._warm.append(value)
+            if len(self._warm) >= self.reference_size:
+                self.reference = sum(self._warm) / len(self._warm)
+                self._scale = 4 * self.reference if self.reference > 0 else 1.0
+                self._warm = []
+                self._restart()
+            return None
+        scaled = min(value / self._scale, 1.0)
+        self._detector.update(scaled)
         # ADWIN's mean of its current window; for Page-Hinkley a slow running mean.
         estimate = getattr(self._detector, "estimation", None)
-        scaled = min(abs(error) / self._scale, 1.0)
-        self._mean = float(estimate) if estimate is not None else before + (scaled - before) / 50
-        after = self._mean
-        if self._baseline is not None:
-            self._calm = self._calm + 1 if after <= self._baseline * self.recovery else 0
-            fell = self._detector.drift_detected and after < before
-            if fell or self._calm >= self.warmup:
-                self._baseline = None  # recovered: the episode is over
+        if estimate is not None and self.method == "adwin":
+            self._estimate = float(estimate)
+        else:
+            self._estimate += (scaled - self._estimate) / 50
+        level = self._estimate * self._scale
+        if self._open:
+            self._calm_run = self._calm_run + 1 if level <= self.reference * self.recovery else 0
+            if self._calm_run >= self.calm:
+                self._open = False  # back at the reference: the episode is over
+                self._restart()
             return None
-        if not self._detector.drift_detected or after <= before:
+        if not self._detector.drift_detected or level < self.reference * self.min_rise:
             return None
-        self._baseline = before
-        self._calm = 0
-        return ErrorShift(self.method, before * self._scale, after * self._scale, self._n)
+        self._open = True
+        self._calm_run = 0
+        return ErrorShift(self.method, self.reference, level, self._n)

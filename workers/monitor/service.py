@@ -38,9 +38,18 @@ ALL = ""  # the segment of all traffic
 class _Version:
     """Monitoring state of one model version."""
 
+    reference: QualityTracker  # its first matured examples: the quality it showed when new
+    reference_size: int
     trackers: dict[str, QualityTracker] = field(default_factory=dict)  # segment -> tracker
     errors: ErrorStreamMonitor | None = None
     dirty: set[str] = field(default_factory=set)
+
+    def reference_values(self) -> dict[str, float]:
+        """Every metric over the reference, once it is complete."""
+        if self.reference.total < self.reference_size:
+            return {}
+        taken = next(iter(self.reference.snapshot().values()), None)
+        return {} if taken is None else dict(taken[0])
 
 
 class MonitorService:
@@ -83,11 +92,27 @@ class MonitorService:
         key = (model, version)
         state = self._versions.get(key)
         if state is None:
-            cfg = self.models[model]
+            m = self.models[model].monitor
             state = self._versions[key] = _Version(
-                errors=ErrorStreamMonitor(cfg.monitor.error_detector)
+                reference=QualityTracker(self.models[model].task, (m.reference_size,), ()),
+                reference_size=m.reference_size,
+                errors=ErrorStreamMonitor(m.error_detector, reference_size=m.reference_size),
             )
         return state
+
+    def degraded(self, model: str, version: str) -> bool:
+        """A quality alert or an error-stream episode of this version is open. Before the
+        monitor has read its history it cannot tell, and says so by answering yes."""
+        if not self._warm:
+            return True
+        if any(k[0] == model and k[1] == version for k in self._alerts.active_keys()):
+            return True
+        state = self._versions.get((model, version))
+        return bool(state and state.errors and state.errors.in_episode)
+
+    def reference_quality(self, model: str, version: str) -> dict[str, float]:
+        state = self._versions.get((model, version))
+        return {} if state is None else state.reference_values()
 
     def _tracker(self, cfg: ModelConfig, state: _Version, segment: str) -> QualityTracker:
         tracker = state.trackers.get(segment)
@@ -108,6 +133,7 @@ class MonitorService:
             (max(m.monitor.time_windows_seconds, default=0.0) for m in self.models.values()),
             default=0.0,
         )
+        reference = max((m.monitor.reference_size for m in self.models.values()), default=0)
         async with self.pool.acquire() as conn:
             self._seq = await sql.max_seq(conn)
             for ck in await shadow_sql.load(conn, sorted(self.shadows)):
@@ -128,6 +154,7 @@ class MonitorService:
                 now - timedelta(seconds=longest_time),
                 self._with_features(),
                 self._seq,
+                reference,
             )
         for row in rows:
             self._feed(_example(row), alerting=False)
@@ -139,6 +166,8 @@ class MonitorService:
         if cfg is None:
             return []
         state = self._state(ex.model, ex.version)
+        if state.reference.total < state.reference_size:
+            state.reference.update(ex.prediction, ex.label, ex.matured_at)
         segments = [ALL] + [
             f"{name}={ex.features[name]}" for name in cfg.monitor.segments if name in ex.features
         ]
@@ -341,8 +370,9 @@ class MonitorService:
                 values, n = snap[rule.window]
                 value = values[rule.metric]
                 key = (model, version, rule.metric, rule.window)
-                if self._alerts.observe(key, rule.breached(value)):
-                    bound = rule.above if rule.above is not None else rule.below
+                reference = state.reference_values().get(rule.metric)
+                if self._alerts.observe(key, rule.breached(value, n, reference)):
+                    bound = rule.bound(reference)
                     assert bound is not None
                     alerts.append(
                         QualityAlertRaised(
@@ -352,7 +382,8 @@ class MonitorService:
                             window=rule.window,
                             value=value,
                             bound=bound,
-                            direction="above" if rule.above is not None else "below",
+                            direction=rule.direction,
+                            reference=reference,
                             n=n,
                             raised_at=now,
                         )

@@ -21,18 +21,19 @@ ORDER BY matured_seq
 LIMIT $2
 """
 
-# The history a fresh monitor needs to fill its windows: per version, the last `$2`
-# examples, and every example that matured after `$3`.
+# The history a fresh monitor needs to fill its windows: per version, its first `$6`
+# examples (its reference), the last `$2`, and every example that matured after `$3`.
 WARM_START = """
 SELECT matured_seq, prediction_id, model, model_version, prediction, label, matured_at,
        CASE WHEN $4 THEN features END AS features
 FROM (
-    SELECT le.*, row_number() OVER (
-               PARTITION BY model, model_version ORDER BY matured_seq DESC) AS rn
+    SELECT le.*,
+           row_number() OVER (PARTITION BY model, model_version ORDER BY matured_seq DESC) AS rn,
+           row_number() OVER (PARTITION BY model, model_version ORDER BY matured_seq) AS rn_first
     FROM labeled_examples le
-    WHERE model = ANY($1::text[])
+    WHERE model = ANY($1::text[]) AND matured_seq <= $5
 ) recent
-WHERE (rn <= $2 OR matured_at >= $3) AND matured_seq <= $5
+WHERE rn <= $2 OR matured_at >= $3 OR rn_first <= $6
 ORDER BY matured_seq
 """
 
@@ -213,9 +214,12 @@ async def warm_start(
     since: datetime,
     with_features: bool,
     up_to_seq: int,
+    first_n: int = 0,
 ) -> list[asyncpg.Record]:
     """History up to `up_to_seq` only: what commits later is the tail's to feed."""
-    return await conn.fetch(WARM_START, list(models), last_n, since, with_features, up_to_seq)
+    return await conn.fetch(
+        WARM_START, list(models), last_n, since, with_features, up_to_seq, first_n
+    )
 
 
 async def estimated_accuracy(

@@ -59,14 +59,28 @@ class Split:
         }
 
 
+async def training_start(
+    conn: Conn, model: str, cfg: ModelConfig, change_at: datetime | None
+) -> datetime | None:
+    """Where the training window starts, in example time: where the change began when one
+    is known, else ``lookback_seconds`` before the newest matured example. Never the wall
+    clock, which a backlog can outrun. None: no example yet."""
+    if change_at is not None:
+        return change_at
+    newest = await sql.newest_predicted(conn, model)
+    return None if newest is None else newest - timedelta(seconds=cfg.retrain.lookback_seconds)
+
+
 async def load_dataset(
-    conn: Conn, model: str, cfg: ModelConfig, now: datetime
+    conn: Conn, model: str, cfg: ModelConfig, change_at: datetime | None = None
 ) -> tuple[list[Row], int]:
-    """Rows in the lookback window, oldest first; and how many were left out for a label
-    older than the prediction."""
-    since = now - timedelta(seconds=cfg.retrain.lookback_seconds)
-    records = await sql.dataset(conn, model, since, now, cfg.retrain.max_rows)
-    early = await sql.early_labels(conn, model, since, now)
+    """The newest ``max_rows`` rows from the training window's start, oldest first; and how
+    many were left out for a label older than the prediction."""
+    since = await training_start(conn, model, cfg, change_at)
+    if since is None:
+        return [], 0
+    records = await sql.dataset(conn, model, since, cfg.retrain.max_rows)
+    early = await sql.early_labels(conn, model, since)
     rows = [
         Row(
             r["prediction_id"],

@@ -21,12 +21,20 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from schemas import ModelRegistered, ModelRejected
+from schemas import ModelRegistered, ModelRejected, RetrainExhausted, RetrainStateChanged
 from schemas.base import utc_now
 from workers.publish import EventPublisher
 from workers.registry.service import SYSTEM, Registry
-from workers.retrain import sql
-from workers.retrain.dataset import LeakageError, Row, check_leakage, load_dataset, temporal_split
+from workers.retrain import controller, sql
+from workers.retrain.controller import Facts, Loop
+from workers.retrain.dataset import (
+    LeakageError,
+    Row,
+    check_leakage,
+    load_dataset,
+    temporal_split,
+    training_start,
+)
 from workers.retrain.gates import (
     DataView,
     GateResult,
@@ -74,6 +82,9 @@ class RetrainService:
         self._executor_factory = executor_factory
         self.clock = clock
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Whether a version still shows a quality or error episode (the monitor answers;
+        # without one, a degradation counts as lasting until a promotion).
+        self.degraded: Callable[[str, str], bool] = lambda model, version: True
 
     # -- triggering ---------------------------------------------------------------
 
@@ -112,10 +123,211 @@ class RetrainService:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    # -- the retrain controller ---------------------------------------------------------
+
+    async def _loop(self, model: str) -> tuple[Loop, asyncpg.Record]:
+        async with self.pool.acquire() as conn:
+            row = await sql.control(conn, model)
+        loop = Loop(
+            state=row["loop_state"],
+            version=row["loop_version"],
+            trigger=row["loop_trigger"],
+            detail=row["loop_detail"],
+            change_at=row["change_at"],
+            attempts=row["attempts"],
+            last_attempt_rows=row["last_attempt_rows"],
+            next_attempt_at=row["next_attempt_at"],
+            reason=row["loop_reason"],
+        )
+        return loop, row
+
+    async def _save(self, model: str, old: Loop, new: Loop, post_change_rows: int = 0) -> None:
+        if new == old:
+            return
+        async with self.pool.acquire() as conn:
+            await sql.save_loop(conn, model, new)
+        if new.state == old.state:
+            return  # a new reason or count: in status and the table, not on the topic
+        log.info("%s: retrain loop %s -> %s: %s", model, old.state, new.state, new.reason)
+        cfg = self.settings.models[model].retrain
+        await self.publisher.publish(
+            self.settings.topics.models,
+            RetrainStateChanged(
+                model=model,
+                state=new.state,
+                previous=old.state,
+                version=new.version or old.version,
+                change_at=new.change_at,
+                attempts=new.attempts,
+                post_change_rows=post_change_rows,
+                needed_rows=controller.needed_rows(new, cfg),
+                reason=new.reason[:500],
+            ),
+            key=model,
+        )
+
+    async def _change_at(self, model: str, version: str | None) -> datetime | None:
+        """Where the change began, in prediction time: the most likely shift in the
+        version's recent errors."""
+        if version is None:
+            return None
+        cfg = self.settings.models[model]
+        span = 4 * max((*cfg.monitor.count_windows, cfg.retrain.min_post_change, 500))
+        async with self.pool.acquire() as conn:
+            errors = await sql.recent_errors(conn, model, version, min(span, 20_000))
+        if not errors:
+            return None
+        cut = controller.change_point([e for _, e in errors])
+        return errors[cut][0]
+
+    async def note_degradation(
+        self, model: str, kind: TriggerKind, detail: dict[str, Any], version: str | None
+    ) -> None:
+        """A quality alert or drift episode: open the model's loop (once per degradation)
+        and let it wait for post-change evidence before it trains."""
+        cfg = self.settings.models.get(model)
+        if cfg is None:
+            return
+        switch = {"quality_alert": cfg.retrain.triggers.on_quality_alert}.get(
+            kind, cfg.retrain.triggers.on_drift
+        )
+        if not cfg.retrain.enabled or not switch:
+            log.info("%s: %s not acted on: that trigger is off for this model", model, kind)
+            return
+        champion = await self.registry.champion(model)
+        if champion is not None and version is not None and champion["version"] != version:
+            log.info(
+                "%s: %s on %s ignored: %s is the champion",
+                model,
+                kind,
+                version,
+                champion["version"],
+            )
+            return
+        loop, _ = await self._loop(model)
+        if loop.open and loop.version == version:
+            return
+        change_at = await self._change_at(model, version)
+        opened = controller.open_degradation(
+            loop, trigger=kind, detail=detail, version=version, change_at=change_at
+        )
+        if opened is None:
+            return
+        log.warning(
+            "%s: %s on %s; the change began at %s (prediction time)",
+            model,
+            kind,
+            version,
+            change_at.isoformat() if change_at else "an unknown time",
+        )
+        await self._save(model, loop, opened)
+        await self.step(model)
+
+    async def step(self, model: str) -> Loop:
+        """Advance the model's loop: wait, or start the run it has been waiting for."""
+        cfg = self.settings.models[model]
+        loop, row = await self._loop(model)
+        if not loop.open:
+            return loop
+        if loop.state == "training" and not await self._running(model):
+            # The run it started is gone without a verdict (its worker died).
+            step = controller.failed_attempt(
+                loop,
+                rows=loop.last_attempt_rows,
+                now=self.clock(),
+                cfg=cfg.retrain,
+                reason="the run ended without a verdict",
+            )
+            await self._settle_loop(model, loop, step)
+            return step.loop
+        rows = 0
+        if loop.change_at is not None:
+            async with self.pool.acquire() as conn:
+                rows = await sql.post_change_rows(
+                    conn, model, loop.change_at, controller.needed_rows(loop, cfg.retrain)
+                )
+        facts = Facts(
+            now=self.clock(),
+            paused=bool(row["paused"]),
+            last_auto_retrain_at=row["last_auto_retrain_at"],
+            running=await self._running(model),
+            degraded=loop.version is None or self.degraded(model, loop.version),
+            post_change_rows=rows,
+        )
+        step = controller.advance(loop, facts, cfg.retrain)
+        await self._settle_loop(model, loop, step, rows)
+        return step.loop
+
+    async def _settle_loop(
+        self, model: str, old: Loop, step: controller.Step, rows: int = 0
+    ) -> None:
+        await self._save(model, old, step.loop, rows)
+        if step.exhausted:
+            log.error("%s: retrain exhausted: %s", model, step.loop.reason)
+            await self.publisher.publish(
+                self.settings.topics.drift,
+                RetrainExhausted(
+                    model=model,
+                    version=step.loop.version,
+                    attempts=step.loop.attempts,
+                    change_at=step.loop.change_at,
+                    last_reason=step.loop.reason[:500],
+                ),
+                key=model,
+            )
+        if step.start_run:
+            async with self.pool.acquire() as conn:
+                seq, _ = await sql.outcome_progress(conn, model, 0)
+                await sql.mark_auto_retrain(conn, model, self.clock(), seq)
+            detail = {
+                **(step.loop.detail or {}),
+                "attempt": step.loop.attempts + 1,
+                "change_at": step.loop.change_at.isoformat() if step.loop.change_at else None,
+            }
+            task = asyncio.create_task(
+                self.run(model, step.loop.trigger or "quality_alert", detail, from_loop=True)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def step_all(self) -> None:
+        for model in self.settings.models:
+            await self.step(model)
+
+    async def _running(self, model: str) -> bool:
+        async with self.pool.acquire() as conn:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM retrain_runs WHERE model = $1 AND status = 'running'", model
+            )
+        return bool(n)
+
+    async def rearm(self, model: str, reason: str) -> None:
+        """A new champion (promotion or rollback): the loop closes and every alert and
+        detector starts again for the version now serving."""
+        loop, _ = await self._loop(model)
+        await self._save(model, loop, Loop(reason=reason))
+
+    async def candidate_refused(self, model: str, reason: str) -> None:
+        """The candidate a loop waited on was rejected or expired: a failed attempt."""
+        cfg = self.settings.models.get(model)
+        loop, _ = await self._loop(model)
+        if cfg is None or loop.state != "awaiting_approval":
+            return
+        step = controller.failed_attempt(
+            loop, rows=loop.last_attempt_rows, now=self.clock(), cfg=cfg.retrain, reason=reason
+        )
+        await self._settle_loop(model, loop, step)
+
     # -- the run --------------------------------------------------------------------
 
     async def run(
-        self, model: str, trigger: str, detail: dict[str, Any], *, by: str = SYSTEM
+        self,
+        model: str,
+        trigger: str,
+        detail: dict[str, Any],
+        *,
+        by: str = SYSTEM,
+        from_loop: bool = False,
     ) -> int | None:
         # The run's lease: a session lock held for its whole life on a connection of its own.
         async with self.pool.acquire() as lease:
@@ -123,14 +335,16 @@ class RetrainService:
                 log.info("%s: a retrain is already running; %s trigger skipped", model, trigger)
                 return None
             try:
-                return await self._leased_run(model, trigger, detail, by)
+                return await self._leased_run(model, trigger, detail, by, from_loop)
             finally:
                 await sql.run_unlock(lease, model)
 
     async def _leased_run(
-        self, model: str, trigger: str, detail: dict[str, Any], by: str
+        self, model: str, trigger: str, detail: dict[str, Any], by: str, from_loop: bool
     ) -> int | None:
         cfg = self.settings.models[model]
+        loop, _ = await self._loop(model)
+        change_at = loop.change_at if loop.open else None
         async with self.pool.acquire() as conn:
             await sql.abandon_dead_runs(conn)  # ours is free now: an old 'running' row is dead
             run_id = await sql.start_run(conn, model, trigger, {**detail, "by": by})
@@ -141,12 +355,17 @@ class RetrainService:
         report: list[GateResult] = []
         dataset_info: dict[str, Any] = {}
         version = f"r{run_id}"
+        status, why, promoted = "failed", "", False
         try:
             status, version_or_none = await self._run(
-                model, cfg, run_id, version, trigger, by, timings, report, dataset_info
+                model, cfg, run_id, version, trigger, by, timings, report, dataset_info, change_at
             )
             await self._finish(run_id, status, version_or_none, dataset_info, report, timings, None)
+            failed = first_failure(report)
+            why = f"run {run_id} gate {failed.name}: {failed.reason}" if failed else f"run {run_id}"
+            promoted = status == "succeeded" and cfg.retrain.promotion == "auto"
         except LeakageError as exc:
+            why = f"run {run_id} leakage: {exc}"
             await self._finish(run_id, "failed", None, dataset_info, report, timings, str(exc))
             await self.publisher.publish(
                 self.settings.topics.models,
@@ -157,7 +376,10 @@ class RetrainService:
             )
         except Exception as exc:
             log.exception("%s: retrain run %d failed", model, run_id)
+            why = f"run {run_id} failed: {exc!r}"[:300]
             await self._finish(run_id, "failed", None, dataset_info, report, timings, repr(exc))
+        if from_loop or promoted:
+            await self._after_run(model, status, promoted, int(dataset_info.get("rows", 0)), why)
         log.info(
             "%s: retrain run %d timings %s",
             model,
@@ -165,6 +387,27 @@ class RetrainService:
             {k: round(v, 3) for k, v in timings.items()},
         )
         return run_id
+
+    async def _after_run(
+        self, model: str, status: str, promoted: bool, rows: int, reason: str
+    ) -> None:
+        cfg = self.settings.models[model]
+        loop, _ = await self._loop(model)
+        if promoted:
+            await self._save(model, loop, Loop(reason=f"promoted by {reason}"))
+            return
+        if loop.state != "training":
+            return
+        step = controller.after_run(
+            loop,
+            status=status,
+            promoted=False,
+            rows=rows,
+            now=self.clock(),
+            cfg=cfg.retrain,
+            reason=reason,
+        )
+        await self._settle_loop(model, loop, step)
 
     async def _finish(
         self,
@@ -199,12 +442,19 @@ class RetrainService:
         timings: dict[str, float],
         report: list[GateResult],
         dataset_info: dict[str, Any],
+        change_at: datetime | None,
     ) -> tuple[str, str | None]:
         now = self.clock()
         t = time.perf_counter()
         async with self.pool.acquire() as conn:
-            rows, early = await load_dataset(conn, model, cfg, now)
+            since = await training_start(conn, model, cfg, change_at)
+            rows, early = await load_dataset(conn, model, cfg, change_at)
             serving = await sql.serving_version(conn, model)
+        dataset_info["window"] = {
+            "basis": "after the change" if change_at else "lookback before the newest example",
+            "from": since.isoformat() if since else None,
+            "change_at": change_at.isoformat() if change_at else None,
+        }
         timings["dataset_export"] = time.perf_counter() - t
         if await self.registry.champion(model) is None and serving is not None:
             await self.registry.adopt_external(model, serving)
@@ -405,6 +655,7 @@ class RetrainService:
             timeout = timedelta(seconds=cfg.retrain.approval_timeout_seconds)
             for event in await self.registry.expire_stale(model, timeout, now):
                 await self.publisher.publish(self.settings.topics.models, event, key=model)
+                await self.candidate_refused(model, f"{event.version} expired unapproved")
                 events.append(event)
         return events
 

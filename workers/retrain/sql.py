@@ -17,17 +17,46 @@ SELECT prediction_id, model_version, features, label, label_source, prediction,
        predicted_at, labeled_at, matured_seq
 FROM (
     SELECT * FROM labeled_examples
-    WHERE model = $1 AND predicted_at >= $2 AND matured_at <= $3
+    WHERE model = $1 AND predicted_at >= $2
       AND (labeled_at IS NULL OR labeled_at >= predicted_at)
     ORDER BY predicted_at DESC
-    LIMIT $4
+    LIMIT $3
 ) newest
 ORDER BY predicted_at, prediction_id
 """
 
 EARLY_LABELS = """
 SELECT count(*) FROM labeled_examples
-WHERE model = $1 AND predicted_at >= $2 AND matured_at <= $3 AND labeled_at < predicted_at
+WHERE model = $1 AND predicted_at >= $2 AND labeled_at < predicted_at
+"""
+
+# Windows are in example time: the newest matured example anchors them, not the clock.
+NEWEST_PREDICTED = "SELECT max(predicted_at) FROM labeled_examples WHERE model = $1"
+
+# Counted up to what the controller waits for, so the check costs the same on any table.
+POST_CHANGE_ROWS = """
+SELECT count(*) FROM (
+    SELECT 1 FROM labeled_examples WHERE model = $1 AND predicted_at >= $2 LIMIT $3
+) enough
+"""
+
+# The version's latest matured errors, for placing the change point.
+RECENT_ERRORS = """
+SELECT predicted_at, prediction - label AS error
+FROM labeled_examples
+WHERE model = $1 AND model_version = $2
+ORDER BY matured_seq DESC
+LIMIT $3
+"""
+
+SAVE_LOOP = """
+UPDATE model_controls
+SET loop_state = $2, loop_version = $3, loop_trigger = $4, loop_detail = $5, change_at = $6,
+    attempts = $7, last_attempt_rows = $8, next_attempt_at = $9, loop_reason = $10,
+    loop_since = CASE WHEN loop_state = $2 THEN loop_since ELSE now() END,
+    updated_at = now()
+WHERE model = $1
+RETURNING loop_since
 """
 
 START_RUN = """
@@ -90,14 +119,45 @@ SELECT model_version FROM predictions WHERE model = $1 ORDER BY predicted_at DES
 RUNS = "SELECT * FROM retrain_runs WHERE model = $1 ORDER BY id DESC LIMIT $2"
 
 
-async def dataset(
-    conn: Conn, model: str, since: datetime, until: datetime, limit: int
-) -> list[asyncpg.Record]:
-    return await conn.fetch(DATASET, model, since, until, limit)
+async def dataset(conn: Conn, model: str, since: datetime, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(DATASET, model, since, limit)
 
 
-async def early_labels(conn: Conn, model: str, since: datetime, until: datetime) -> int:
-    return int(await conn.fetchval(EARLY_LABELS, model, since, until))
+async def early_labels(conn: Conn, model: str, since: datetime) -> int:
+    return int(await conn.fetchval(EARLY_LABELS, model, since))
+
+
+async def newest_predicted(conn: Conn, model: str) -> datetime | None:
+    value: datetime | None = await conn.fetchval(NEWEST_PREDICTED, model)
+    return value
+
+
+async def post_change_rows(conn: Conn, model: str, since: datetime, cap: int) -> int:
+    return int(await conn.fetchval(POST_CHANGE_ROWS, model, since, cap))
+
+
+async def recent_errors(
+    conn: Conn, model: str, version: str, limit: int
+) -> list[tuple[datetime, float]]:
+    rows = await conn.fetch(RECENT_ERRORS, model, version, limit)
+    return sorted((r["predicted_at"], float(r["error"])) for r in rows)
+
+
+async def save_loop(conn: Conn, model: str, loop: Any) -> None:
+    await conn.execute(ENSURE_CONTROL, model)
+    await conn.execute(
+        SAVE_LOOP,
+        model,
+        loop.state,
+        loop.version,
+        loop.trigger,
+        loop.detail or {},
+        loop.change_at,
+        loop.attempts,
+        loop.last_attempt_rows,
+        loop.next_attempt_at,
+        loop.reason,
+    )
 
 
 async def start_run(conn: Conn, model: str, trigger: str, detail: dict[str, Any]) -> int | None:

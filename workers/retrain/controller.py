@@ -1,0 +1,211 @@
+"""The retrain controller of one model: when a degradation may train, on what evidence,
+and what happens after a run. Pure: state in, decision out; PostgreSQL holds the state.
+
+    healthy ──alert/drift──► waiting_for_evidence ──enough post-change rows──► training
+       ▲                      │ (deferred while cooling down or paused)          │
+       │                      ▼                                                  ▼
+       └──── promoted ◄── awaiting_approval ◄── passed gates        gated / failed
+                                                                          │
+                           backoff ──(time, more rows, still degraded)──► training …
+                              └── max_attempts reached ──► exhausted (one alert)
+
+Training data starts where the change began (``change_at``, in prediction time), so a
+retrain learns the new concept, and it waits until enough examples predicted after that
+point have matured, so a backlog or a fast alert never trains on an empty or old window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from schemas.registry import LoopState
+from workers.settings import RetrainConfig
+
+# Too few errors to place a change point: the degradation starts at the oldest of them.
+MIN_ERRORS_FOR_CHANGE_POINT = 30
+
+
+@dataclass(frozen=True)
+class Loop:
+    """The controller's state of one model, as stored in model_controls."""
+
+    state: LoopState = "healthy"
+    version: str | None = None
+    trigger: str | None = None
+    detail: dict[str, Any] | None = None
+    change_at: datetime | None = None
+    attempts: int = 0
+    last_attempt_rows: int = 0
+    next_attempt_at: datetime | None = None
+    reason: str = ""
+
+    @property
+    def open(self) -> bool:
+        """A degradation is being dealt with."""
+        return self.state != "healthy"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the controller sees at one step."""
+
+    now: datetime
+    paused: bool
+    last_auto_retrain_at: datetime | None
+    running: bool  # a run of this model is in progress
+    degraded: bool  # the version being replaced still shows a quality or error episode
+    post_change_rows: int  # matured examples predicted at or after change_at
+
+
+@dataclass(frozen=True)
+class Step:
+    loop: Loop
+    start_run: bool = False
+    exhausted: bool = False
+
+
+def needed_rows(loop: Loop, cfg: RetrainConfig) -> int:
+    """Post-change examples the next run waits for: more with every retry."""
+    first = cfg.min_post_change
+    if loop.attempts == 0:
+        return first
+    grown = max(first, loop.last_attempt_rows) * cfg.triggers.retry_growth
+    return int(np.ceil(grown))
+
+
+def open_degradation(
+    loop: Loop,
+    *,
+    trigger: str,
+    detail: dict[str, Any],
+    version: str | None,
+    change_at: datetime | None,
+) -> Loop | None:
+    """A quality alert or drift episode on `version`: the loop opens, or None when this one
+    is already being dealt with (the same version's later alerts add nothing)."""
+    if loop.open and loop.version == version:
+        return None
+    return Loop(
+        state="waiting_for_evidence",
+        version=version,
+        trigger=trigger,
+        detail=detail,
+        change_at=change_at,
+        reason=f"{trigger} on {version}",
+    )
+
+
+def advance(loop: Loop, facts: Facts, cfg: RetrainConfig) -> Step:
+    """One step of the controller: wait, start a run, or give up."""
+    if loop.state in ("healthy", "training", "awaiting_approval"):
+        return Step(loop)
+    if loop.state == "exhausted":
+        if not facts.degraded:
+            return Step(Loop(reason="quality recovered after the loop gave up"))
+        return Step(loop)
+    if loop.state == "backoff" and not facts.degraded:
+        # Retries are for a model that is still bad; the first attempt always runs.
+        return Step(Loop(reason=f"recovered on its own after {loop.attempts} attempt(s)"))
+    if facts.paused:
+        return Step(_moved(loop, "deferred", "paused: waits for ResumeModel"))
+    if facts.running:
+        return Step(_moved(loop, loop.state, "a run of this model is in progress"))
+    t = cfg.triggers
+    if facts.last_auto_retrain_at is not None:
+        ready_at = facts.last_auto_retrain_at + timedelta(seconds=t.cooldown_seconds)
+        if facts.now < ready_at:
+            return Step(_moved(loop, "deferred", f"cooling down until {ready_at.isoformat()}"))
+    if loop.next_attempt_at is not None and facts.now < loop.next_attempt_at:
+        return Step(
+            _moved(loop, "backoff", f"backing off until {loop.next_attempt_at.isoformat()}")
+        )
+    need = needed_rows(loop, cfg)
+    if loop.change_at is not None and facts.post_change_rows < need:
+        return Step(
+            _moved(
+                loop,
+                "waiting_for_evidence",
+                f"{facts.post_change_rows} of {need} matured examples after the change",
+            )
+        )
+    return Step(
+        _moved(loop, "training", f"attempt {loop.attempts + 1} of {t.max_attempts}"),
+        start_run=True,
+    )
+
+
+def after_run(
+    loop: Loop,
+    *,
+    status: str,
+    promoted: bool,
+    rows: int,
+    now: datetime,
+    cfg: RetrainConfig,
+    reason: str = "",
+) -> Step:
+    """A run this loop started has ended: promoted, waiting for approval, or a failure."""
+    if promoted:
+        return Step(Loop(reason=f"promoted: {reason}" if reason else "promoted"))
+    if status == "succeeded":
+        return Step(_moved(loop, "awaiting_approval", "passed every gate; waits for approval"))
+    return failed_attempt(loop, rows=rows, now=now, cfg=cfg, reason=reason or status)
+
+
+def failed_attempt(
+    loop: Loop, *, rows: int, now: datetime, cfg: RetrainConfig, reason: str
+) -> Step:
+    attempts = loop.attempts + 1
+    t = cfg.triggers
+    if attempts >= t.max_attempts:
+        return Step(
+            replace(
+                loop,
+                state="exhausted",
+                attempts=attempts,
+                last_attempt_rows=rows,
+                next_attempt_at=None,
+                reason=f"{attempts} attempt(s) failed; last: {reason}",
+            ),
+            exhausted=True,
+        )
+    wait = t.backoff_seconds * 2 ** (attempts - 1)
+    return Step(
+        replace(
+            loop,
+            state="backoff",
+            attempts=attempts,
+            last_attempt_rows=rows,
+            next_attempt_at=now + timedelta(seconds=wait),
+            reason=f"attempt {attempts} of {t.max_attempts}: {reason}",
+        )
+    )
+
+
+def _moved(loop: Loop, state: LoopState, reason: str) -> Loop:
+    return replace(loop, state=state, reason=reason)
+
+
+def change_point(errors: Sequence[float]) -> int:
+    """Index of the first example after the most likely single shift in mean error
+    (least squares / CUSUM split, as in binary segmentation). 0 with too few errors."""
+    x = np.abs(np.asarray(errors, dtype=float))
+    n = len(x)
+    if n < MIN_ERRORS_FOR_CHANGE_POINT:
+        return 0
+    k = np.arange(1, n)
+    left = np.cumsum(x)[:-1]
+    left_mean = left / k
+    right_mean = (x.sum() - left) / (n - k)
+    # Between-segment sum of squares of a split after k examples; the best split wins.
+    gain = k * (n - k) / n * (left_mean - right_mean) ** 2
+    # Keep a few examples on each side so one outlier at an end cannot be "the change".
+    edge = max(5, n // 50)
+    gain[: edge - 1] = -1.0
+    gain[n - edge :] = -1.0
+    return int(np.argmax(gain)) + 1
