@@ -60,6 +60,7 @@ def model_config(**retrain: Any) -> ModelConfig:
         retrain=RetrainConfig(
             candidates=("lightgbm", "linear"),
             validation_share=0.25,
+            min_post_change=100,
             triggers=TriggerConfig(on_quality_alert=True, cooldown_seconds=600),
             gates=gates,
             **retrain,
@@ -150,10 +151,12 @@ async def test_a_threshold_crossing_fires_exactly_one_retrain_that_is_promoted(
     await ingest_examples(s, settings, 600, champion_error=0.04)
     await s.monitor.tick_quality()  # MAE over the last 100 is 0.04 > 0.02: an alert
     assert len(publisher.of_type(QualityAlertRaised)) == 1
-    # More bad data and more alerts within the cooldown: no second run.
+    # More bad data and more alerts while the first run goes on: no second run.
     await ingest_examples(s, settings, 100, champion_error=0.05, start=1000)
     await s.monitor.tick_quality()
-    assert await s.retrain.trigger("ctr", "quality_alert", {}) is None
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    await s.retrain.step_all()
     await s.retrain.idle()
 
     runs = await fetch(pool, "SELECT * FROM retrain_runs")

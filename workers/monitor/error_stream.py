@@ -25,8 +25,8 @@ class ErrorStreamMonitor:
     Calibrated on a reference of the version's own errors (its first ``reference_size``
     matured examples): their mean is the level every later judgement is made against.
 
-    - A rise opens an episode only when the detector fires *and* its current estimate is
-      at least ``min_rise`` times the reference: a detector's small false alarm on a
+    - A rise opens an episode only when the detector has fired *and* its estimate is at
+      least ``min_rise`` times the reference: a detector's small false alarm on a
       stationary stream opens nothing, so it cannot hold an episode open.
     - An episode closes once the estimate has stayed within ``recovery`` times the
       reference for ``calm`` examples in a row; the detector then starts afresh, so the
@@ -56,6 +56,7 @@ class ErrorStreamMonitor:
         self._detector: Any = None
         self._estimate = 0.0
         self._open = False
+        self._armed = False
         self._calm_run = 0
         self._n = 0
 
@@ -104,8 +105,12 @@ class ErrorStreamMonitor:
                 self._open = False  # back at the reference: the episode is over
                 self._restart()
             return None
-        if not self._detector.drift_detected or level < self.reference * self.min_rise:
+        # A detector's cut can come before its estimate has climbed: it stays armed until
+        # the level is material (or forever, harmlessly, after a false alarm).
+        self._armed = self._armed or bool(self._detector.drift_detected)
+        if not self._armed or level < self.reference * self.min_rise:
             return None
         self._open = True
+        self._armed = False
         self._calm_run = 0
         return ErrorShift(self.method, self.reference, level, self._n)

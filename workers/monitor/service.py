@@ -157,17 +157,22 @@ class MonitorService:
                 reference,
             )
         for row in rows:
-            self._feed(_example(row), alerting=False)
+            # A version's reference rows older than its windows set its reference only.
+            self._feed(_example(row), alerting=False, windows=row["in_window"])
         self._warm = True
         log.info("monitor warmed up from %d stored examples (seq %d)", len(rows), self._seq)
 
-    def _feed(self, ex: Example, *, alerting: bool) -> list[DriftDetected]:
+    def _feed(self, ex: Example, *, alerting: bool, windows: bool = True) -> list[DriftDetected]:
         cfg = self.models.get(ex.model)
         if cfg is None:
             return []
         state = self._state(ex.model, ex.version)
         if state.reference.total < state.reference_size:
             state.reference.update(ex.prediction, ex.label, ex.matured_at)
+        if not windows:
+            if state.errors:
+                state.errors.update(ex.prediction - ex.label)
+            return []
         segments = [ALL] + [
             f"{name}={ex.features[name]}" for name in cfg.monitor.segments if name in ex.features
         ]

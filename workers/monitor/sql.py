@@ -25,7 +25,7 @@ LIMIT $2
 # examples (its reference), the last `$2`, and every example that matured after `$3`.
 WARM_START = """
 SELECT matured_seq, prediction_id, model, model_version, prediction, label, matured_at,
-       CASE WHEN $4 THEN features END AS features
+       CASE WHEN $4 THEN features END AS features, rn <= $2 OR matured_at >= $3 AS in_window
 FROM (
     SELECT le.*,
            row_number() OVER (PARTITION BY model, model_version ORDER BY matured_seq DESC) AS rn,

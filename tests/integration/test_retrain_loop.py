@@ -1,0 +1,266 @@
+"""The retrain controller on a real PostgreSQL with real training: a change in the concept
+is retrained on examples from after the change only, once enough of them matured, even
+when the examples are far behind the wall clock; gated runs are retried and then given up
+on with one alert."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import numpy as np
+import pytest
+
+from schemas import (
+    ModelPromoted,
+    OutcomeObserved,
+    PredictionMade,
+    QualityAlertRaised,
+    RetrainExhausted,
+    RetrainStateChanged,
+)
+from schemas.base import utc_now
+from tests.conftest import SettingsFactory
+from tests.integration.fakes import CollectingPublisher, CollectingSink
+from workers.ingest.decode import RawMessage
+from workers.runtime import Services
+from workers.settings import (
+    AbsoluteGate,
+    AlertRule,
+    GatesConfig,
+    ModelConfig,
+    MonitorConfig,
+    MonitoringConfig,
+    RetrainConfig,
+    Settings,
+    TriggerConfig,
+)
+
+pytestmark = pytest.mark.integration
+
+# The examples are two days old: a backlog far behind the clock. A window of "now minus
+# N seconds" would be empty; windows in example time are not.
+BACKLOG = timedelta(days=2)
+
+
+def loop_config(*, gates: GatesConfig | None = None, **triggers: Any) -> ModelConfig:
+    return ModelConfig(
+        horizon_seconds=3600,
+        features=("x", "channel"),
+        monitor=MonitorConfig(
+            count_windows=(200,),
+            time_windows_seconds=(),
+            reference_size=300,
+            alerts=(AlertRule(metric="mae", window="last_200", above_reference=1.5),),
+            error_detector="none",
+        ),
+        retrain=RetrainConfig(
+            candidates=("linear",),
+            validation_share=0.25,
+            min_post_change=400,
+            triggers=TriggerConfig(**{"cooldown_seconds": 0, **triggers}),
+            gates=gates or GatesConfig(min_samples=100, bootstrap_resamples=50),
+        ),
+    )
+
+
+@pytest.fixture
+async def services(
+    make_settings: SettingsFactory, pool: asyncpg.Pool, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Services, CollectingPublisher, Settings]]:
+    cfg = getattr(request, "param", None) or loop_config()
+    settings = make_settings(
+        models={"ctr": cfg}, monitoring=MonitoringConfig(snapshot_interval_seconds=0.001)
+    )
+    publisher = CollectingPublisher()
+    s = Services(settings, pool, CollectingSink(), publisher)
+    yield s, publisher, settings
+    await s.retrain.idle()
+    s.executor.shutdown(wait=True)
+
+
+class Stream:
+    """Label = 0.05 + slope·x, the slope flipping at the change; the serving model (v1)
+    always predicts with the old slope, so its error jumps when the concept changes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rng = np.random.default_rng(4)
+        self.i = 0
+        self.t0 = utc_now() - BACKLOG
+        self.change_at: datetime | None = None
+
+    async def send(self, s: Services, n: int, *, changed: bool) -> None:
+        raws = []
+        for _ in range(n):
+            i, self.i = self.i, self.i + 1
+            x = float(self.rng.normal())
+            at = self.t0 + timedelta(milliseconds=100 * i)
+            if changed and self.change_at is None:
+                self.change_at = at
+            label = 0.05 + (-0.03 if changed else 0.03) * x + float(self.rng.normal(0, 0.012))
+            p = PredictionMade(
+                prediction_id=f"p{i}",
+                model="ctr",
+                model_version="v1",
+                features={"x": x, "channel": "ab"[i % 2]},
+                prediction=0.05 + 0.03 * x,
+                predicted_at=at,
+            )
+            o = OutcomeObserved(
+                prediction_id=p.prediction_id,
+                outcome_kind="measured",
+                value=label,
+                observed_at=at + timedelta(seconds=30),
+            )
+            raws += [
+                RawMessage(self.settings.topics.predictions, 0, 2 * i, None, p.to_bytes()),
+                RawMessage(self.settings.topics.outcomes, 0, 2 * i + 1, None, o.to_bytes()),
+            ]
+        await s.ingest.handle(raws)
+
+
+def states(publisher: CollectingPublisher) -> list[str]:
+    return [e.state for e in publisher.of_type(RetrainStateChanged)]  # type: ignore[attr-defined]
+
+
+async def runs(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    async with pool.acquire() as c:
+        return await c.fetch("SELECT * FROM retrain_runs ORDER BY id")
+
+
+async def test_a_change_is_retrained_on_post_change_examples_only(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, publisher, settings = services
+    stream = Stream(settings)
+    await stream.send(s, 1500, changed=False)
+    await s.monitor.tick_quality()
+    assert not publisher.of_type(QualityAlertRaised)
+    await stream.send(s, 250, changed=True)
+    await s.monitor.tick_quality()
+    [alert] = publisher.of_type(QualityAlertRaised)
+    assert alert.reference is not None and alert.bound == pytest.approx(1.5 * alert.reference)  # type: ignore[attr-defined]
+    # The loop opened where the errors changed, and waits: 250 of 400 post-change rows.
+    row = await control(pool)
+    assert row["loop_state"] == "waiting_for_evidence"
+    assert stream.change_at is not None
+    assert abs((row["change_at"] - stream.change_at).total_seconds()) < 5  # within 50 examples
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    assert await runs(pool) == []
+    # More post-change examples mature: the run starts on them alone.
+    await stream.send(s, 300, changed=True)
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    [run] = await runs(pool)
+    assert run["status"] == "succeeded", (run["error"], run["gate_report"])
+    window = run["dataset"]["window"]
+    assert window["basis"] == "after the change"
+    assert datetime.fromisoformat(run["dataset"]["train"]["from"]) >= row["change_at"]
+    assert run["dataset"]["rows"] <= 550
+    assert run["trigger_detail"]["attempt"] == 1
+    promoted = publisher.of_type(ModelPromoted)
+    assert [p.version for p in promoted] == [f"r{run['id']}"]  # type: ignore[attr-defined]
+    assert states(publisher) == ["waiting_for_evidence", "training", "healthy"]
+    assert (await control(pool))["loop_state"] == "healthy"
+    # Alerts on the replaced version no longer open anything.
+    await stream.send(s, 100, changed=True)
+    await s.monitor.tick_quality()
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    assert len(await runs(pool)) == 1
+
+
+@pytest.mark.parametrize(
+    "services",
+    [
+        loop_config(
+            gates=GatesConfig(
+                min_samples=100,
+                bootstrap_resamples=0,
+                absolute=AbsoluteGate(metric="mae", max=1e-9),  # nothing can pass
+            ),
+            max_attempts=2,
+            backoff_seconds=0,
+            retry_growth=1.2,
+        )
+    ],
+    indirect=True,
+)
+async def test_gated_runs_are_retried_on_more_evidence_then_one_alert(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, publisher, settings = services
+    stream = Stream(settings)
+    await stream.send(s, 1000, changed=False)
+    await s.monitor.tick_quality()
+    await stream.send(s, 450, changed=True)
+    await s.monitor.tick_quality()
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    assert [r["status"] for r in await runs(pool)] == ["gated"]
+    assert (await control(pool))["loop_state"] == "backoff"
+    # No retry until 1.2x the rows of the first run have matured after the change.
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    assert len(await runs(pool)) == 1
+    await stream.send(s, 200, changed=True)
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    second = await runs(pool)
+    assert [r["status"] for r in second] == ["gated", "gated"]
+    assert second[1]["dataset"]["rows"] > second[0]["dataset"]["rows"]
+    assert second[1]["trigger_detail"]["attempt"] == 2
+    row = await control(pool)
+    assert row["loop_state"] == "exhausted" and row["attempts"] == 2
+    # Given up: one alert for a person, and no more runs however much data comes.
+    await stream.send(s, 500, changed=True)
+    await s.monitor.tick_quality()
+    for _ in range(3):
+        await s.retrain.step_all()
+        await s.retrain.idle()
+    assert len(await runs(pool)) == 2
+    [exhausted] = publisher.of_type(RetrainExhausted)
+    assert exhausted.attempts == 2  # type: ignore[attr-defined]
+    assert states(publisher) == [
+        "waiting_for_evidence",
+        "training",
+        "backoff",
+        "waiting_for_evidence",
+        "training",
+        "exhausted",
+    ]
+
+
+@pytest.mark.parametrize("services", [loop_config(cooldown_seconds=3600)], indirect=True)
+async def test_an_alert_in_the_cooldown_waits_and_runs_when_it_ends(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    s, publisher, settings = services
+    stream = Stream(settings)
+    async with pool.acquire() as c:
+        await c.execute(
+            "INSERT INTO model_controls (model, last_auto_retrain_at) VALUES ('ctr', now())"
+        )
+    await stream.send(s, 1000, changed=False)
+    await s.monitor.tick_quality()
+    await stream.send(s, 500, changed=True)
+    await s.monitor.tick_quality()
+    await s.retrain.step_all()
+    assert (await control(pool))["loop_state"] == "deferred"
+    assert await runs(pool) == []
+    later = utc_now() + timedelta(hours=1, seconds=1)
+    s.retrain.clock = lambda: later
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    assert [r["status"] for r in await runs(pool)] == ["succeeded"]
+
+
+async def control(pool: asyncpg.Pool) -> asyncpg.Record:
+    async with pool.acquire() as c:
+        row = await c.fetchrow("SELECT * FROM model_controls WHERE model = 'ctr'")
+    assert row is not None
+    return row

@@ -1,0 +1,166 @@
+"""The retrain controller's decisions, the change point, and an error detector that stays
+awake. Pure: no broker, no database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from workers.monitor.error_stream import ErrorStreamMonitor
+from workers.retrain import controller
+from workers.retrain.controller import Facts, Loop, advance, after_run, change_point
+from workers.settings import RetrainConfig
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CFG = RetrainConfig(
+    min_post_change=500,
+    triggers={"cooldown_seconds": 60, "max_attempts": 3, "backoff_seconds": 10},
+)
+
+
+def facts(**kw: object) -> Facts:
+    base: dict[str, object] = {
+        "now": T0,
+        "paused": False,
+        "last_auto_retrain_at": None,
+        "running": False,
+        "degraded": True,
+        "post_change_rows": 0,
+    }
+    base.update(kw)
+    return Facts(**base)  # type: ignore[arg-type]
+
+
+def opened() -> Loop:
+    loop = controller.open_degradation(
+        Loop(), trigger="quality_alert", detail={}, version="v1", change_at=T0
+    )
+    assert loop is not None
+    return loop
+
+
+def test_a_degradation_opens_once_per_version() -> None:
+    loop = opened()
+    assert loop.state == "waiting_for_evidence" and loop.change_at == T0
+    again = controller.open_degradation(
+        loop, trigger="drift", detail={}, version="v1", change_at=T0 + timedelta(hours=1)
+    )
+    assert again is None
+    assert controller.open_degradation(loop, trigger="drift", detail={}, version="v2", change_at=T0)
+
+
+def test_it_waits_for_post_change_evidence_then_trains() -> None:
+    loop = opened()
+    step = advance(loop, facts(post_change_rows=499), CFG)
+    assert not step.start_run and step.loop.state == "waiting_for_evidence"
+    assert "499 of 500" in step.loop.reason
+    step = advance(step.loop, facts(post_change_rows=500), CFG)
+    assert step.start_run and step.loop.state == "training"
+
+
+def test_a_trigger_in_the_cooldown_is_deferred_not_dropped() -> None:
+    loop = opened()
+    last = T0 - timedelta(seconds=30)
+    step = advance(loop, facts(post_change_rows=900, last_auto_retrain_at=last), CFG)
+    assert not step.start_run and step.loop.state == "deferred"
+    later = facts(post_change_rows=900, last_auto_retrain_at=last, now=T0 + timedelta(seconds=31))
+    assert advance(step.loop, later, CFG).start_run
+
+
+def test_paused_and_running_models_do_not_start() -> None:
+    loop = opened()
+    assert advance(loop, facts(post_change_rows=900, paused=True), CFG).loop.state == "deferred"
+    assert not advance(loop, facts(post_change_rows=900, running=True), CFG).start_run
+
+
+def test_gated_runs_back_off_need_more_rows_and_give_up_once() -> None:
+    loop = advance(opened(), facts(post_change_rows=600), CFG).loop
+    step = after_run(loop, status="gated", promoted=False, rows=600, now=T0, cfg=CFG)
+    loop = step.loop
+    assert loop.state == "backoff" and loop.attempts == 1 and not step.exhausted
+    assert loop.next_attempt_at == T0 + timedelta(seconds=10)
+    # Too early, then not enough new evidence (1.5x the 600 rows of the last run).
+    assert not advance(loop, facts(post_change_rows=2000, now=T0), CFG).start_run
+    waiting = advance(loop, facts(post_change_rows=899, now=T0 + timedelta(seconds=11)), CFG)
+    assert not waiting.start_run and "899 of 900" in waiting.loop.reason
+    step = advance(loop, facts(post_change_rows=900, now=T0 + timedelta(seconds=11)), CFG)
+    assert step.start_run
+    # The second failure doubles the wait; the third is the last.
+    step = after_run(step.loop, status="failed", promoted=False, rows=900, now=T0, cfg=CFG)
+    assert step.loop.next_attempt_at == T0 + timedelta(seconds=20)
+    third = advance(step.loop, facts(post_change_rows=1350, now=T0 + timedelta(seconds=21)), CFG)
+    assert third.start_run
+    final = after_run(third.loop, status="gated", promoted=False, rows=1350, now=T0, cfg=CFG)
+    assert final.exhausted and final.loop.state == "exhausted" and final.loop.attempts == 3
+    # Exhausted stays put (no second alert) while quality is bad...
+    stay = advance(final.loop, facts(post_change_rows=99999), CFG)
+    assert not stay.start_run and not stay.exhausted and stay.loop.state == "exhausted"
+    # ... and closes when it recovers.
+    assert advance(final.loop, facts(degraded=False), CFG).loop.state == "healthy"
+
+
+def test_retries_stop_when_quality_recovers_on_its_own() -> None:
+    loop = after_run(opened(), status="gated", promoted=False, rows=600, now=T0, cfg=CFG).loop
+    step = advance(loop, facts(degraded=False, now=T0 + timedelta(hours=1)), CFG)
+    assert step.loop.state == "healthy" and not step.start_run
+
+
+def test_promotion_closes_the_loop_and_approval_waits() -> None:
+    loop = advance(opened(), facts(post_change_rows=600), CFG).loop
+    assert after_run(loop, status="succeeded", promoted=True, rows=600, now=T0, cfg=CFG).loop == (
+        Loop(reason="promoted")
+    )
+    waiting = after_run(loop, status="succeeded", promoted=False, rows=600, now=T0, cfg=CFG)
+    assert waiting.loop.state == "awaiting_approval"
+    assert not advance(waiting.loop, facts(post_change_rows=10**6), CFG).start_run
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_change_point_finds_an_abrupt_shift(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    errors = np.concatenate([rng.normal(0, 1.0, 1500), rng.normal(0, 1.6, 700)])
+    assert abs(change_point(errors) - 1500) < 120
+
+
+def test_change_point_with_too_few_errors_takes_them_all() -> None:
+    assert change_point([1.0] * 10) == 0
+
+
+def test_change_point_of_a_gradual_shift_lies_inside_the_ramp() -> None:
+    rng = np.random.default_rng(1)
+    scale = np.concatenate([np.ones(1000), np.linspace(1, 2, 1000), np.full(1000, 2.0)])
+    cut = change_point(rng.normal(0, scale))
+    assert 1000 <= cut <= 2000
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_error_detector_is_quiet_on_a_long_stationary_stream(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    monitor = ErrorStreamMonitor("adwin")
+    # Skewed, heavy-ish errors as a regression really makes, 30,000 of them.
+    errors = rng.gamma(1.5, 1.4, 30_000) * rng.choice([-1, 1], 30_000)
+    assert not [i for i, e in enumerate(errors) if monitor.update(float(e))]
+
+
+def test_error_detector_catches_each_of_several_rises() -> None:
+    """A rise, a return to the reference, and a second rise: two episodes, each found
+    soon after it starts (a fresh detector after the first closes)."""
+    rng = np.random.default_rng(11)
+    monitor = ErrorStreamMonitor("adwin")
+    level = np.concatenate([np.ones(6000), np.full(4000, 1.6), np.ones(6000), np.full(4000, 1.6)])
+    raised = [i for i, s in enumerate(level) if monitor.update(float(rng.normal(0, s)))]
+    assert len(raised) == 2, raised
+    assert 6000 <= raised[0] < 7000 and 16000 <= raised[1] < 17000
+    assert monitor.reference is not None and 0.7 < monitor.reference < 0.9
+
+
+def test_a_small_false_alarm_does_not_open_an_episode() -> None:
+    """A 5% wobble may make ADWIN fire; it is not material, so nothing opens and the real
+    rise later is still caught."""
+    rng = np.random.default_rng(5)
+    monitor = ErrorStreamMonitor("adwin")
+    level = np.concatenate([np.ones(3000), np.full(3000, 1.05), np.full(3000, 1.8)])
+    raised = [i for i, s in enumerate(level) if monitor.update(float(rng.normal(0, s)))]
+    assert len(raised) == 1 and 6000 <= raised[0] < 6800, raised
