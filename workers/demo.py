@@ -126,7 +126,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, timeout: float) -> bool:
+async def _drive(
+    settings: Settings, spec: ScenarioSpec, started: datetime, timeout: float
+) -> tuple[bool, list[Check]]:
     """Produce the scenario while showing live counts; wait for every prediction to mature."""
     pool = await create_pool(settings, max_size=2)
     client = ServingClient(settings, spec.name)
@@ -171,6 +173,8 @@ async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, time
                 await asyncio.sleep(0.5)
         await asyncio.sleep(settings.monitoring.snapshot_interval_seconds)  # a last snapshot
         await _summary(pool, spec, started, watch)
+        checks = await verdict(pool, settings, spec)
+        _print_verdict(checks)
         if client.stats.answers:
             console.print(
                 f"the serving client answered {client.stats.answers} predictions: "
@@ -180,7 +184,7 @@ async def _drive(settings: Settings, spec: ScenarioSpec, started: datetime, time
         producer.cancel()
         await client.stop()
         await pool.close()
-    return settled
+    return settled, checks
 
 
 async def _summary(
@@ -303,6 +307,111 @@ async def _summary(
         console.print(d)
 
 
+@dataclass(frozen=True)
+class Check:
+    what: str
+    ok: bool
+    detail: str
+
+
+async def verdict(pool: asyncpg.Pool, settings: Settings, spec: ScenarioSpec) -> list[Check]:
+    """Did the loop do its job on this run? Drift → alert → a retrain on post-change data →
+    promotion (or a candidate waiting for approval) → quality back down."""
+    cfg = settings.models[spec.name]
+    onset = int(spec.drift_at * spec.count)
+    async with pool.acquire() as conn:
+        runs = list(reversed(await retrain_sql.runs(conn, spec.name, 20)))
+        history = await registry_sql.alias_history(conn, spec.name, 20)
+        by_version = {
+            r["model_version"]: r for r in await sql.run_version_quality(conn, spec.run_id, onset)
+        }
+        loop = await retrain_sql.control(conn, spec.name)
+        checks: list[Check] = []
+        auto = [r for r in runs if r["trigger"] in ("quality_alert", "drift")]
+        checks.append(
+            Check(
+                "the drift was noticed and opened the retrain loop",
+                bool(auto),
+                f"run {auto[0]['id']} by {auto[0]['trigger']}" if auto else "no run by an alert",
+            )
+        )
+        trained = next((r for r in auto if r["dataset"].get("train", {}).get("n")), None)
+        share = 0.0
+        if trained is not None:
+            d = trained["dataset"]
+            span = (d["train"]["from"], d["validation"].get("to") or d["train"]["to"])
+            n, after = await sql.run_after_drift_share(
+                conn,
+                spec.run_id,
+                onset,
+                *(datetime.fromisoformat(t) for t in span),
+            )
+            share = after / n if n else 0.0
+        checks.append(
+            Check(
+                "the retrain learned from data after the change",
+                trained is not None and share >= 0.8,
+                f"{share:.0%} of run {trained['id']}'s rows were predicted after the drift"
+                if trained is not None
+                else "no run trained on any rows",
+            )
+        )
+    good = [r for r in auto if r["status"] == "succeeded" and r["candidate_version"]]
+    promoted = {h["version"] for h in history}
+    if cfg.retrain.promotion == "approval":
+        checks.append(
+            Check(
+                "a candidate passed its gates and waits for approval",
+                bool(good),
+                f"{good[0]['candidate_version']}: approve it with `outcomeloop approve "
+                f"{spec.name} {good[0]['candidate_version']}`"
+                if good
+                else f"no run passed its gates (loop: {loop['loop_state']}, {loop['loop_reason']})",
+            )
+        )
+        return checks
+    new = next((r["candidate_version"] for r in good if r["candidate_version"] in promoted), None)
+    checks.append(
+        Check(
+            "a retrained version was promoted",
+            new is not None,
+            f"{new} is the champion"
+            if new
+            else f"none (loop: {loop['loop_state']}: {loop['loop_reason']})",
+        )
+    )
+    old = by_version.get(spec.version)
+    fixed = by_version.get(new) if new else None
+    ok = (
+        old is not None
+        and fixed is not None
+        and fixed["n"] >= 100
+        and fixed["mae"] <= 0.8 * old["mae"]
+    )
+    checks.append(
+        Check(
+            "quality came back down after the promotion",
+            ok,
+            (
+                f"MAE after the drift: {spec.version} {old['mae']:.4f} on {old['n']}, "
+                f"{new} {fixed['mae']:.4f} on {fixed['n']}"
+            )
+            if old is not None and fixed is not None
+            else "the new version scored no matured examples before the stream ended",
+        )
+    )
+    return checks
+
+
+def _print_verdict(checks: list[Check]) -> None:
+    t = Table(title="Did the loop do its job?", title_justify="left")
+    for col in ("", "check", "evidence"):
+        t.add_column(col)
+    for c in checks:
+        t.add_row("[green]yes" if c.ok else "[red]NO", c.what, c.detail)
+    console.print(t)
+
+
 def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
     run_id = f"demo{int(time.time())}"
     # A version of its own per run, so drift references and windows start fresh.
@@ -325,11 +434,14 @@ def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
                 f"sending scenario '{spec.name}': {spec.count} predictions at {spec.rate:.0f}/s, "
                 f"drift after {spec.drift_at:.0%}, run id {run_id}"
             )
-            settled = asyncio.run(_drive(resolved, spec, started, timeout))
+            settled, checks = asyncio.run(_drive(resolved, spec, started, timeout))
         finally:
             _stop(worker)
+    failed = [c.what for c in checks if not c.ok]
     if not settled:
-        console.print(f"[red]not every prediction matured within {timeout:.0f}s; see {log_path}")
+        failed.insert(0, f"not every prediction matured within {timeout:.0f}s")
+    if failed:
+        console.print("[red]the demo failed: " + "; ".join(failed) + f" (worker log: {log_path})")
         return 1
-    console.print("[green]every prediction matured; the demo is done.")
+    console.print("[green]every prediction matured and the loop recovered from the drift.")
     return 0

@@ -25,6 +25,7 @@ from schemas.base import utc_now
 from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.ingest.decode import RawMessage
+from workers.monitor.status import summary
 from workers.runtime import Services
 from workers.settings import (
     AbsoluteGate,
@@ -151,6 +152,10 @@ async def test_a_change_is_retrained_on_post_change_examples_only(
     await s.retrain.step_all()
     await s.retrain.idle()
     assert await runs(pool) == []
+    async with pool.acquire() as c:
+        shown = (await summary(c, utc_now()))["models"]["ctr"]["retrain"]
+    assert shown["state"] == "waiting_for_evidence" and shown["version"] == "v1"
+    assert "of 400 matured examples after the change" in shown["reason"]
     # More post-change examples mature: the run starts on them alone.
     await stream.send(s, 300, changed=True)
     await s.retrain.step_all()
@@ -239,7 +244,7 @@ async def test_gated_runs_are_retried_on_more_evidence_then_one_alert(
 async def test_an_alert_in_the_cooldown_waits_and_runs_when_it_ends(
     services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
 ) -> None:
-    s, publisher, settings = services
+    s, _, settings = services
     stream = Stream(settings)
     async with pool.acquire() as c:
         await c.execute(

@@ -250,6 +250,23 @@ GROUP BY 1, 2 ORDER BY 1, 2
 """
 
 
+# A demo run's examples after its drift point, by the version that scored them.
+RUN_VERSION_QUALITY = """
+SELECT model_version, count(*) AS n, avg(abs(prediction - label)) AS mae
+FROM labeled_examples
+WHERE prediction_id LIKE $1 || '-%' AND substring(prediction_id FROM length($1) + 2)::int >= $2
+GROUP BY 1
+"""
+
+# How many of a run's examples in a time span were predicted after its drift point.
+RUN_AFTER_DRIFT_SHARE = """
+SELECT count(*) AS n,
+       count(*) FILTER (WHERE substring(prediction_id FROM length($1) + 2)::int >= $2) AS after
+FROM labeled_examples
+WHERE prediction_id LIKE $1 || '-%' AND predicted_at BETWEEN $3 AND $4
+"""
+
+
 @dataclass(frozen=True)
 class MatureCounts:
     labeled: int = 0
@@ -429,6 +446,18 @@ async def counts(conn: Conn) -> dict[str, int]:
 
 async def run_quality(conn: Conn, prefix: str, drift_index: int) -> list[asyncpg.Record]:
     return await conn.fetch(RUN_QUALITY, prefix, drift_index)
+
+
+async def run_version_quality(conn: Conn, prefix: str, drift_index: int) -> list[asyncpg.Record]:
+    return await conn.fetch(RUN_VERSION_QUALITY, prefix, drift_index)
+
+
+async def run_after_drift_share(
+    conn: Conn, prefix: str, drift_index: int, start: datetime, end: datetime
+) -> tuple[int, int]:
+    row = await conn.fetchrow(RUN_AFTER_DRIFT_SHARE, prefix, drift_index, start, end)
+    assert row is not None
+    return int(row["n"]), int(row["after"])
 
 
 async def run_counts(conn: Conn, prefix: str, since: datetime) -> dict[str, int]:

@@ -39,6 +39,18 @@ def render_summary(body: dict[str, Any], console: Console | None = None) -> None
             f"[bold]{model}[/bold]: {m['predictions']} predictions, {m['labeled']} labeled, "
             f"{m['pending']} pending"
         )
+        loop = m.get("retrain")
+        if loop is not None:
+            colour = {"healthy": "green", "exhausted": "red"}.get(loop["state"], "yellow")
+            line = f"  retrain: [{colour}]{loop['state']}[/{colour}] since {loop['since']}"
+            if loop["state"] != "healthy":
+                line += f" ({loop['trigger']} on {loop['version']}, attempts {loop['attempts']}"
+                line += f", change began {loop['change_at'] or 'unknown'})"
+            if loop["reason"]:
+                line += f": {loop['reason']}"
+            if loop["paused"]:
+                line += " [paused]"
+            console.print(line)
         if m.get("challengers"):
             c = Table(
                 title=f"{model}: shadow challengers vs the champion, same examples",

@@ -162,6 +162,12 @@ WHERE model = $1 AND window_name LIKE 'shadow_%' AND taken_at >= $2
 ORDER BY model_version, taken_at DESC
 """
 
+RETRAIN_LOOPS = """
+SELECT model, loop_state, loop_version, loop_trigger, change_at, attempts, next_attempt_at,
+       loop_reason, loop_since, paused, last_auto_retrain_at
+FROM model_controls ORDER BY model
+"""
+
 PENDING_BY_MODEL = """
 SELECT model, count(*) FILTER (WHERE matured_at IS NULL) AS pending, count(*) AS predictions,
        count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled
@@ -308,6 +314,10 @@ async def metric_series(
 
 async def shadow_standings(conn: Conn, model: str, since: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(SHADOW_STANDINGS, model, since)
+
+
+async def retrain_loops(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(RETRAIN_LOOPS)
 
 
 async def pending_by_model(conn: Conn) -> list[asyncpg.Record]:

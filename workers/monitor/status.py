@@ -54,4 +54,21 @@ async def summary(conn: Conn, now: datetime, *, lookback_days: float = 7) -> dic
             "n_current": row["n_current"],
             "at": row["computed_at"].isoformat(),
         }
+    for row in await sql.retrain_loops(conn):
+        m = models.setdefault(
+            row["model"], {"predictions": 0, "labeled": 0, "pending": 0, "versions": {}}
+        )
+        m["retrain"] = {
+            "state": row["loop_state"],
+            "since": row["loop_since"].isoformat(),
+            "reason": row["loop_reason"],
+            "version": row["loop_version"],
+            "trigger": row["loop_trigger"],
+            "change_at": row["change_at"].isoformat() if row["change_at"] else None,
+            "attempts": row["attempts"],
+            "next_attempt_at": (
+                row["next_attempt_at"].isoformat() if row["next_attempt_at"] else None
+            ),
+            "paused": row["paused"],
+        }
     return {"generated_at": now.isoformat(), "models": models}

@@ -1,0 +1,45 @@
+"""The drift-recovery benchmark (`make efficacy`) in small: one abrupt scenario through the
+real worker, broker and PostgreSQL, read back and measured like the full run."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from benchmarks.efficacy import CONFIG, model_name, run_scenario_end_to_end
+from tests.conftest import SettingsFactory
+from workers.settings import ModelConfig, MonitoringConfig
+from workers.worker import prepare
+
+pytestmark = pytest.mark.integration
+
+
+def efficacy_model(name: str) -> ModelConfig:
+    with CONFIG.open("rb") as fh:
+        return ModelConfig(**tomllib.load(fh)["models"][name])
+
+
+async def test_an_abrupt_change_is_measured_end_to_end(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    model = model_name("regression", "abrupt")
+    settings = make_settings(
+        models={model: efficacy_model(model)},
+        monitoring=MonitoringConfig(
+            snapshot_interval_seconds=1.0, quality_interval_seconds=0.5, drift_interval_seconds=1.0
+        ),
+    )
+    await prepare(settings)
+    result = await run_scenario_end_to_end(
+        settings, "abrupt", "regression", 3000, 1000.0, 0.5, log_dir=tmp_path
+    )
+    # Nothing lost, doubled or stuck: every prediction stored and labeled with its own label.
+    assert result.delivery.complete, result.delivery.text()
+    assert result.delivery.dead_letters == 0
+    assert result.onset == 1500
+    assert result.served_by.get("initial", 0) > 0
+    # The change is large (the champion's MAE more than triples): the monitor sees it.
+    assert result.detection_delay is not None, result.signals
+    assert result.whole_never.n == result.whole_loop.n == 3000
