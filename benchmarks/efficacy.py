@@ -36,7 +36,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +127,7 @@ class Signal:
     at: datetime
     index: int  # predictions sent by then
     detail: str
+    version: str = ""  # the model version an alert or episode is about
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ class ScenarioResult:
     whole_never: Quality
     whole_schedule: Quality
     schedule_every: int
+    initial_version: str = "initial"
     post_loop: Quality | None = None
     post_oracle: Quality | None = None
     post_window: tuple[int, int] | None = None
@@ -214,13 +216,20 @@ class ScenarioResult:
 
     # -- derived ------------------------------------------------------------------------
 
-    def _after(self, index: int | None, kinds: Sequence[str]) -> Signal | None:
+    def _after(
+        self, index: int | None, kinds: Sequence[str], *, retrained_only: bool = False
+    ) -> Signal | None:
         if index is None:
             return None
-        for s in self.signals:
-            if s.kind in kinds and s.index >= index:
-                return s
-        return None
+        skipped = ("", self.initial_version) if retrained_only else ()
+        return next(
+            (
+                s
+                for s in self.signals
+                if s.kind in kinds and s.index >= index and s.version not in skipped
+            ),
+            None,
+        )
 
     @property
     def before_onset(self) -> Counter[str]:
@@ -234,8 +243,9 @@ class ScenarioResult:
 
     @property
     def redetection_delay(self) -> int | None:
-        """drift_back: from the return to the first alert or episode after it."""
-        first = self._after(self.return_at, ("alert", "episode"))
+        """drift_back: from the return to the first alert or episode after it about a
+        retrained version (the initial champion is right again after the return)."""
+        first = self._after(self.return_at, ("alert", "episode"), retrained_only=True)
         return None if first is None or self.return_at is None else first.index - self.return_at
 
     def _promotion_after(self, index: int | None) -> Promotion | None:
@@ -618,18 +628,17 @@ class Timeline:
     one, the count goes on at the sending rate, as if the stream had continued."""
 
     def __init__(self, times: Sequence[datetime], rate: float) -> None:
-        self.times = [t.timestamp() for t in times]
+        self.times = list(times)  # exact to the microsecond, as PostgreSQL stores them
         self.rate = rate
 
     def sent_by(self, at: datetime) -> int:
-        t = at.timestamp()
-        if self.times and t > self.times[-1]:
-            return len(self.times) + int((t - self.times[-1]) * self.rate)
-        return bisect_right(self.times, t)
+        if self.times and at > self.times[-1]:
+            return len(self.times) + int((at - self.times[-1]).total_seconds() * self.rate)
+        return bisect_right(self.times, at)
 
     def first_at(self, at: datetime) -> int:
         """Index of the first event sent at or after ``at``."""
-        return bisect_right(self.times, at.timestamp() - 1e-7)
+        return bisect_left(self.times, at)
 
 
 def evaluate(
@@ -666,6 +675,7 @@ def evaluate(
             a["at"],
             timeline.sent_by(a["at"]),
             f"{a['metric']} {a['value']:.4g} on {a['window_name']} ({a['model_version']})",
+            a["model_version"],
         )
         for a in _alerts(back.alerts, cfg)
     ]
@@ -675,6 +685,7 @@ def evaluate(
             e["at"],
             timeline.sent_by(e["at"]),
             f"{e['feature']} ({e['method']}, {e['model_version']})",
+            e["model_version"],
         )
         for e in back.episodes
     ]
@@ -745,6 +756,7 @@ def evaluate(
         whole_never=_quality(metric, task, truth, never),
         whole_schedule=_quality(metric, task, truth, schedule),
         schedule_every=schedule_every,
+        initial_version=champion.version,
     )
     promoted = result.promotion
     if promoted is not None:
@@ -920,7 +932,7 @@ def _loop_row(r: ScenarioResult) -> list[str]:
     met = sum(t.passed for t in targets)
     detected = _events(r.detection_delay) if r.onset is not None else "n/a"
     if r.return_at is not None:
-        detected += f" (after the return: {_events(r.redetection_delay)})"
+        detected += f" (return: {_events(r.redetection_delay)})"
     promoted = _events(r.promotion_delay) if r.onset is not None else "n/a"
     return [
         r.model,
