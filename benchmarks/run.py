@@ -677,6 +677,22 @@ def header(argv: Sequence[str], started: datetime, seconds: float) -> str:
     )
 
 
+def _other_sections(path: Path, report: str) -> str:
+    """Sections of the current file this run does not write (`make efficacy`'s, `make
+    faults`'), kept as they are."""
+    if not path.is_file():
+        return ""
+    ours = {line for line in report.splitlines() if line.startswith("## ")}
+    kept: list[str] = []
+    keeping = False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keeping = line not in ours and not line.startswith(("## Serving", "## Ingest"))
+        if keeping:
+            kept.append(line)
+    return "\n" + "\n".join(kept).rstrip("\n") + "\n" if kept else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
@@ -694,7 +710,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ingest = ingest_markdown(*ingest_benchmark(sizes, workdir / "ingest"))
         print(ingest + "\n", flush=True)
     report = "\n\n".join([header(args, started, time.perf_counter() - t0), serving, ingest])
-    OUTPUT.write_text(report + "\n")
+    OUTPUT.write_text(report + "\n" + _other_sections(OUTPUT, report))
     print(f"wrote {OUTPUT.relative_to(REPO)}")
     return 0
 

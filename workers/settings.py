@@ -426,6 +426,9 @@ class MonitoringConfig(_Frozen):
         86400.0, gt=0, description="versions with predictions this recent are checked for drift"
     )
     tail_batch: int = Field(5000, ge=1)
+    alert_clear_after: int = Field(
+        3, ge=1, description="checks back within its bound that end a quality alert episode"
+    )
 
 
 class ControlConfig(_Frozen):

@@ -148,7 +148,9 @@ async def test_a_change_is_retrained_on_post_change_examples_only(
     row = await control(pool)
     assert row["loop_state"] == "waiting_for_evidence"
     assert stream.change_at is not None
-    assert abs((row["change_at"] - stream.change_at).total_seconds()) < 5  # within 50 examples
+    # Never before the change; at most at the alerting window's start (the last 200 of the
+    # 250 post-change examples, 5 s of prediction time after the change).
+    assert 0 <= (row["change_at"] - stream.change_at).total_seconds() <= 5.01
     await s.retrain.step_all()
     await s.retrain.idle()
     assert await runs(pool) == []
@@ -202,8 +204,9 @@ async def test_gated_runs_are_retried_on_more_evidence_then_one_alert(
     stream = Stream(settings)
     await stream.send(s, 1000, changed=False)
     await s.monitor.tick_quality()
-    await stream.send(s, 450, changed=True)
+    await stream.send(s, 150, changed=True)
     await s.monitor.tick_quality()
+    await stream.send(s, 300, changed=True)
     await s.retrain.step_all()
     await s.retrain.idle()
     assert [r["status"] for r in await runs(pool)] == ["gated"]
@@ -252,8 +255,9 @@ async def test_an_alert_in_the_cooldown_waits_and_runs_when_it_ends(
         )
     await stream.send(s, 1000, changed=False)
     await s.monitor.tick_quality()
-    await stream.send(s, 500, changed=True)
+    await stream.send(s, 150, changed=True)
     await s.monitor.tick_quality()
+    await stream.send(s, 350, changed=True)
     await s.retrain.step_all()
     assert (await control(pool))["loop_state"] == "deferred"
     assert await runs(pool) == []

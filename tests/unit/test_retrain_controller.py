@@ -164,3 +164,24 @@ def test_a_small_false_alarm_does_not_open_an_episode() -> None:
     level = np.concatenate([np.ones(3000), np.full(3000, 1.05), np.full(3000, 1.8)])
     raised = [i for i, s in enumerate(level) if monitor.update(float(rng.normal(0, s)))]
     assert len(raised) == 1 and 6000 <= raised[0] < 6800, raised
+
+
+def test_a_classifiers_change_is_placed_by_its_log_loss() -> None:
+    """Labels flip for a confident classifier: per-example log loss shows where."""
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0.05, 0.95, 3000)
+    y = (rng.random(3000) < p).astype(float)
+    y[2000:] = (rng.random(1000) < 1 - p[2000:]).astype(float)  # the concept inverts
+    losses = controller.example_losses("binary", p, y)
+    assert abs(change_point(losses) - 2000) < 100
+
+
+def test_training_never_starts_before_the_alerts_own_window() -> None:
+    """A change point placed too early (noise) is moved up to the alerting window's start:
+    those examples are bad enough to have crossed the bound."""
+    flat = np.ones(2000)
+    assert controller.change_start(flat, not_before=1500) >= 1500
+    rng = np.random.default_rng(3)
+    errors = np.concatenate([rng.normal(0, 1, 1000), rng.normal(0, 3, 1000)])
+    # The real change (1000) lies inside the window (which starts at 500): kept.
+    assert abs(controller.change_start(errors, not_before=500) - 1000) < 60

@@ -69,7 +69,7 @@ class MonitorService:
         self._versions: dict[tuple[str, str], _Version] = {}
         self._seq = 0
         self._warm = False
-        self._alerts = EpisodeTracker(clear_after=1)
+        self._alerts = EpisodeTracker(clear_after=settings.monitoring.alert_clear_after)
         self._last_snapshot: datetime | None = None
         self.drift = DriftEvaluator(settings, pool, publisher, clock)
         self.shadows = {

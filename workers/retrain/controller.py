@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from schemas.registry import LoopState
 from workers.settings import RetrainConfig
@@ -108,8 +109,9 @@ def advance(loop: Loop, facts: Facts, cfg: RetrainConfig) -> Step:
         if not facts.degraded:
             return Step(Loop(reason="quality recovered after the loop gave up"))
         return Step(loop)
-    if loop.state == "backoff" and not facts.degraded:
-        # Retries are for a model that is still bad; the first attempt always runs.
+    if not facts.degraded and (loop.state == "backoff" or loop.trigger == "quality_alert"):
+        # Runs are for a model that is still bad. (A drift episode's first run goes ahead:
+        # the inputs moved even if the errors have not shown it yet.)
         return Step(Loop(reason=f"recovered on its own after {loop.attempts} attempt(s)"))
     if facts.paused:
         return Step(_moved(loop, "deferred", "paused: waits for ResumeModel"))
@@ -191,7 +193,31 @@ def _moved(loop: Loop, state: LoopState, reason: str) -> Loop:
     return replace(loop, state=state, reason=reason)
 
 
-def change_point(errors: Sequence[float]) -> int:
+def example_losses(task: str, predictions: Sequence[float], labels: Sequence[float]) -> np.ndarray:
+    """Each example's own loss: absolute error, or log loss for a classifier (whose
+    absolute errors barely move when its concept changes)."""
+    p = np.asarray(predictions, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    if task == "binary":
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        positive = y >= 0.5
+        return np.asarray(-np.log(np.where(positive, p, 1 - p)))
+    return np.asarray(np.abs(p - y))
+
+
+def change_start(losses: ArrayLike, not_before: int | None = None) -> int:
+    """Index where the degradation's training data starts: the change point, but never
+    before ``not_before`` (the first example of the alert's own window, which is bad
+    enough to have crossed the bound). A change point placed too early would train on the
+    old concept; one a little late only waits for a few more rows."""
+    n = len(np.asarray(losses))
+    cut = change_point(losses)
+    if not_before is not None:
+        cut = max(cut, min(max(not_before, 0), n - 1))
+    return cut
+
+
+def change_point(errors: ArrayLike) -> int:
     """Index of the first example after the most likely single shift in mean error
     (least squares / CUSUM split, as in binary segmentation). 0 with too few errors."""
     x = np.abs(np.asarray(errors, dtype=float))

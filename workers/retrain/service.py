@@ -166,19 +166,25 @@ class RetrainService:
             key=model,
         )
 
-    async def _change_at(self, model: str, version: str | None) -> datetime | None:
+    async def _change_at(
+        self, model: str, version: str | None, window: str | None
+    ) -> datetime | None:
         """Where the change began, in prediction time: the most likely shift in the
-        version's recent errors."""
+        version's recent losses, not before the alerting window's first example."""
         if version is None:
             return None
         cfg = self.settings.models[model]
         span = 4 * max((*cfg.monitor.count_windows, cfg.retrain.min_post_change, 500))
         async with self.pool.acquire() as conn:
-            errors = await sql.recent_errors(conn, model, version, min(span, 20_000))
-        if not errors:
+            examples = await sql.recent_examples(conn, model, version, min(span, 20_000))
+        if not examples:
             return None
-        cut = controller.change_point([e for _, e in errors])
-        return errors[cut][0]
+        losses = controller.example_losses(
+            cfg.task, [e[1] for e in examples], [e[2] for e in examples]
+        )
+        size = next((n for n in cfg.monitor.count_windows if window == f"last_{n}"), None)
+        cut = controller.change_start(losses, None if size is None else len(examples) - size)
+        return examples[cut][0]
 
     async def note_degradation(
         self, model: str, kind: TriggerKind, detail: dict[str, Any], version: str | None
@@ -207,7 +213,7 @@ class RetrainService:
         loop, _ = await self._loop(model)
         if loop.open and loop.version == version:
             return
-        change_at = await self._change_at(model, version)
+        change_at = await self._change_at(model, version, detail.get("window"))
         opened = controller.open_degradation(
             loop, trigger=kind, detail=detail, version=version, change_at=change_at
         )

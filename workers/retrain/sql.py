@@ -40,9 +40,9 @@ SELECT count(*) FROM (
 ) enough
 """
 
-# The version's latest matured errors, for placing the change point.
-RECENT_ERRORS = """
-SELECT predicted_at, prediction - label AS error
+# The version's latest matured examples, for placing the change point.
+RECENT_EXAMPLES = """
+SELECT predicted_at, prediction, label
 FROM labeled_examples
 WHERE model = $1 AND model_version = $2
 ORDER BY matured_seq DESC
@@ -135,11 +135,12 @@ async def post_change_rows(conn: Conn, model: str, since: datetime, cap: int) ->
     return int(await conn.fetchval(POST_CHANGE_ROWS, model, since, cap))
 
 
-async def recent_errors(
+async def recent_examples(
     conn: Conn, model: str, version: str, limit: int
-) -> list[tuple[datetime, float]]:
-    rows = await conn.fetch(RECENT_ERRORS, model, version, limit)
-    return sorted((r["predicted_at"], float(r["error"])) for r in rows)
+) -> list[tuple[datetime, float, float]]:
+    """(predicted_at, prediction, label), oldest prediction first."""
+    rows = await conn.fetch(RECENT_EXAMPLES, model, version, limit)
+    return sorted((r["predicted_at"], r["prediction"], r["label"]) for r in rows)
 
 
 async def save_loop(conn: Conn, model: str, loop: Any) -> None:
