@@ -151,6 +151,12 @@ class AlertRule(_Frozen):
     above_reference: float | None = Field(None, gt=1, description="e.g. 1.25: 25% worse")
     below_reference: float | None = Field(None, gt=0, lt=1, description="e.g. 0.9")
     min_samples: int = Field(200, ge=1, description="fewer examples in the window: no alert")
+    z: float = Field(
+        3.0,
+        ge=0,
+        description="relative bounds on a mean (MAE, RMSE, log loss, accuracy): the excess "
+        "must also be this many standard errors, given both sample sizes",
+    )
 
     @model_validator(mode="after")
     def _one_sensible_bound(self) -> AlertRule:
@@ -189,9 +195,12 @@ class AlertRule(_Frozen):
         assert factor is not None
         return factor * reference
 
-    def breached(self, value: float, n: int, reference: float | None = None) -> bool:
+    def breached(
+        self, value: float, n: int, reference: float | None = None, significant: bool = True
+    ) -> bool:
+        """Past the bound with enough examples (and, for a relative bound, beyond noise)."""
         bound = self.bound(reference)
-        if bound is None or n < self.min_samples:
+        if bound is None or n < self.min_samples or (self.relative and not significant):
             return False
         return value > bound if self.direction == "above" else value < bound
 

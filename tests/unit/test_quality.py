@@ -111,3 +111,47 @@ def test_error_stream_is_quiet_when_stationary(method: str) -> None:
     rng = np.random.default_rng(3)
     monitor = ErrorStreamMonitor(method)  # type: ignore[arg-type]
     assert not [i for i in range(8000) if monitor.update(float(rng.normal(0, 0.005)))]
+
+
+def _losses(task: str, p: np.ndarray, y: np.ndarray, metric: str) -> np.ndarray:
+    from workers.monitor.quality import example_loss
+
+    return np.array([example_loss(metric, task, a, b) for a, b in zip(p, y, strict=True)])  # type: ignore[arg-type]
+
+
+def test_relative_bounds_are_judged_beyond_sampling_noise() -> None:
+    """A classifier's log loss over 500 examples wanders past 1.15x its reference by chance;
+    the z-test keeps such windows quiet and still passes a real 1.5x rise."""
+    from workers.monitor.quality import ReferenceLosses
+
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.2, 20_500)  # rare positives: a heavy-tailed loss
+    y = (rng.random(20_500) < p).astype(float)
+    ref = ReferenceLosses("binary")
+    for a, b in zip(p[:500], y[:500], strict=True):
+        ref.update(float(a), float(b))
+    reference = float(_losses("binary", p[:500], y[:500], "log_loss").mean())
+    crossings = noisy = 0
+    for start in range(500, 20_500, 500):
+        value = float(
+            _losses("binary", p[start : start + 500], y[start : start + 500], "log_loss").mean()
+        )
+        if value > 1.15 * reference:
+            crossings += 1
+            noisy += ref.significant("log_loss", value, reference, 500, 500, 3.0, up=True)
+    assert noisy == 0
+    assert ref.significant("log_loss", 1.5 * reference, reference, 500, 500, 3.0, up=True)
+    # Not a mean of examples: no test, the factor decides.
+    assert ReferenceLosses("binary").significant("f1", 0.1, 0.9, 500, 500, 3.0, up=False)
+    assert crossings > 0  # the factor alone would have fired on noise
+
+
+def test_rmse_is_tested_on_squared_errors() -> None:
+    from workers.monitor.quality import ReferenceLosses
+
+    rng = np.random.default_rng(1)
+    ref = ReferenceLosses("regression")
+    for e in rng.normal(0, 1.0, 1000):
+        ref.update(float(e), 0.0)
+    assert not ref.significant("rmse", 1.05, 1.0, 500, 1000, 3.0, up=True)
+    assert ref.significant("rmse", 1.4, 1.0, 500, 1000, 3.0, up=True)

@@ -8,6 +8,7 @@ Count windows (`last_500`) use River's metrics in ``utils.Rolling``. Time window
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -119,3 +120,51 @@ class QualityTracker:
             if taken is not None:
                 out[name] = taken
         return out
+
+
+def example_loss(metric: str, task: Task, prediction: float, label: float) -> float | None:
+    """The per-example quantity whose mean is ``metric`` (squared error for RMSE, whose
+    square is that mean); None for metrics that are not means of examples (F1, AUC...)."""
+    if task == "regression":
+        error = prediction - label
+        return {"mae": abs(error), "rmse": error * error}.get(metric)
+    positive = label >= DECISION_THRESHOLD
+    if metric == "accuracy":
+        return float(positive == (prediction >= DECISION_THRESHOLD))
+    if metric == "log_loss":
+        p = min(max(prediction, 1e-15), 1 - 1e-15)
+        return -math.log(p if positive else 1 - p)
+    return None
+
+
+class ReferenceLosses:
+    """Mean and variance of each per-example loss over a version's reference, so a
+    relative bound can ask whether a window's excess is more than sampling noise."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.vars = {m: stats.Var() for m in metric_names(task) if m in _PER_EXAMPLE}
+
+    def update(self, prediction: float, label: float) -> None:
+        for metric, var in self.vars.items():
+            value = example_loss(metric, self.task, prediction, label)
+            if value is not None:
+                var.update(value)
+
+    def significant(
+        self, metric: str, value: float, reference: float, n: int, n_ref: int, z: float, up: bool
+    ) -> bool:
+        """Is the window's ``value`` ``z`` standard errors past ``reference``? Under no
+        change both samples share the reference's variance. True for metrics that are
+        not means (no test possible: the factor alone decides)."""
+        var = self.vars.get(metric)
+        if var is None or n < 2 or n_ref < 2:
+            return True
+        if metric == "rmse":  # test the mean squared error
+            value, reference = value * value, reference * reference
+        se = math.sqrt(max(var.get(), 0.0) * (1 / n + 1 / n_ref))
+        excess = value - reference if up else reference - value
+        return se == 0 or excess / se >= z
+
+
+_PER_EXAMPLE = frozenset({"mae", "rmse", "accuracy", "log_loss"})

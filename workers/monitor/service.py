@@ -22,7 +22,7 @@ from workers.monitor import sql
 from workers.monitor.drift import DriftEvaluator
 from workers.monitor.episodes import EpisodeTracker
 from workers.monitor.error_stream import ErrorStreamMonitor
-from workers.monitor.quality import Example, QualityTracker
+from workers.monitor.quality import Example, QualityTracker, ReferenceLosses
 from workers.monitor.sql import DriftRow, SnapshotRow
 from workers.publish import EventPublisher, Listener, notify, publish_or_forget
 from workers.settings import ModelConfig, Settings
@@ -40,6 +40,7 @@ class _Version:
 
     reference: QualityTracker  # its first matured examples: the quality it showed when new
     reference_size: int
+    reference_losses: ReferenceLosses
     trackers: dict[str, QualityTracker] = field(default_factory=dict)  # segment -> tracker
     errors: ErrorStreamMonitor | None = None
     dirty: set[str] = field(default_factory=set)
@@ -96,6 +97,7 @@ class MonitorService:
             state = self._versions[key] = _Version(
                 reference=QualityTracker(self.models[model].task, (m.reference_size,), ()),
                 reference_size=m.reference_size,
+                reference_losses=ReferenceLosses(self.models[model].task),
                 errors=ErrorStreamMonitor(m.error_detector, reference_size=m.reference_size),
             )
         return state
@@ -169,6 +171,7 @@ class MonitorService:
         state = self._state(ex.model, ex.version)
         if state.reference.total < state.reference_size:
             state.reference.update(ex.prediction, ex.label, ex.matured_at)
+            state.reference_losses.update(ex.prediction, ex.label)
         if not windows:
             if state.errors:
                 state.errors.update(ex.prediction - ex.label)
@@ -376,7 +379,16 @@ class MonitorService:
                 value = values[rule.metric]
                 key = (model, version, rule.metric, rule.window)
                 reference = state.reference_values().get(rule.metric)
-                if self._alerts.observe(key, rule.breached(value, n, reference)):
+                significant = reference is None or state.reference_losses.significant(
+                    rule.metric,
+                    value,
+                    reference,
+                    n,
+                    state.reference.total,
+                    rule.z,
+                    up=rule.direction == "above",
+                )
+                if self._alerts.observe(key, rule.breached(value, n, reference, significant)):
                     bound = rule.bound(reference)
                     assert bound is not None
                     alerts.append(
