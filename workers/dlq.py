@@ -21,6 +21,9 @@ def headers_for(row: DeadLetterRow) -> list[tuple[str, bytes]]:
         ("ol.dlq.topic", row.topic.encode()),
         ("ol.dlq.partition", str(row.partition).encode()),
         ("ol.dlq.offset", str(row.offset).encode()),
+        ("ol.dlq.original_bytes", str(row.original_bytes or len(row.payload)).encode()),
+        ("ol.dlq.sha256", row.sha256.encode()),
+        ("ol.dlq.truncated", b"true" if row.truncated else b"false"),
     ]
 
 
@@ -30,13 +33,28 @@ class FaustDeadLetterSink:
     def __init__(self, topic: faust.TopicT) -> None:
         self.topic = topic
 
-    async def publish(self, rows: Sequence[DeadLetterRow]) -> None:
+    async def publish(self, rows: Sequence[DeadLetterRow]) -> list[BaseException | None]:
+        """One result per row: None when the broker has it, else why not. A row the
+        broker refuses does not stop the others."""
         pending: list[Any] = []
         for row in rows:
-            # force=True: send now rather than when the source event is acked.
-            fut = await self.topic.send(
-                key=row.key, value=row.payload, headers=headers_for(row), force=True
-            )
-            pending.append(fut)
+            try:
+                # force=True: send now rather than when the source event is acked.
+                pending.append(
+                    await self.topic.send(
+                        key=row.key, value=row.payload, headers=headers_for(row), force=True
+                    )
+                )
+            except Exception as exc:
+                pending.append(exc)
+        results: list[BaseException | None] = []
         for fut in pending:
-            await fut
+            if isinstance(fut, BaseException):
+                results.append(fut)
+                continue
+            try:
+                await fut
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results

@@ -31,3 +31,8 @@ SHADOW_SKIPPED = Gauge(
     "Matured examples challengers did not learn from (sampling)",
     ["model"],
 )
+UNDECLARED_FEATURES = Counter(
+    "ol_undeclared_features_total",
+    "Features dropped because the model does not declare them",
+    ["model"],
+)

@@ -81,6 +81,32 @@ class WorkerConfig(_Frozen):
 class TimeConfig(_Frozen):
     max_future_skew_seconds: float = Field(300.0, ge=0)
     max_outcome_before_prediction_seconds: float = Field(60.0, ge=0)
+    max_event_age_seconds: float = Field(
+        31_536_000.0, gt=0, description="an event stamped longer ago than this is refused"
+    )
+
+
+class LimitsConfig(_Frozen):
+    """What one message may carry, checked at the edge: past a limit it is dead-lettered
+    with a reason naming the limit, so no single message can blind or stop the worker."""
+
+    max_message_bytes: int = Field(1_048_576, ge=256, description="larger messages are refused")
+    max_features: int = Field(500, ge=1, description="features per event")
+    max_string_length: int = Field(1024, ge=1, description="characters in a string feature")
+    max_abs_number: float = Field(
+        1e15, gt=0, description="largest magnitude of a number (features, predictions, labels)"
+    )
+    undeclared_features: Literal["drop", "refuse"] = Field(
+        "drop",
+        description="features a model does not declare: dropped and counted, or the event "
+        "refused (models that declare no features keep them all)",
+    )
+    dead_letter_payload_bytes: int = Field(
+        262_144,
+        ge=1024,
+        description="raw bytes kept in a dead letter; beyond, its size and sha256 stand in",
+    )
+    reason_chars: int = Field(1000, ge=80, description="a dead letter's reason is cut here")
 
 
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
@@ -483,6 +509,7 @@ class Settings(BaseSettings):
     topics: TopicsConfig = TopicsConfig()
     worker: WorkerConfig = WorkerConfig()
     time: TimeConfig = TimeConfig()
+    limits: LimitsConfig = LimitsConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     control: ControlConfig = ControlConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)

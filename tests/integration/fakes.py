@@ -9,11 +9,21 @@ from workers.ingest.sql import DeadLetterRow
 
 
 class CollectingSink:
+    """Keeps what it is given; refuses keys in ``refuse`` as a broker refuses a message."""
+
     def __init__(self) -> None:
         self.rows: list[DeadLetterRow] = []
+        self.refuse: set[str] = set()
 
-    async def publish(self, rows: Sequence[DeadLetterRow]) -> None:
-        self.rows.extend(rows)
+    async def publish(self, rows: Sequence[DeadLetterRow]) -> list[BaseException | None]:
+        results: list[BaseException | None] = []
+        for row in rows:
+            if row.dedupe_key in self.refuse:
+                results.append(RuntimeError("MessageSizeTooLargeError"))
+            else:
+                self.rows.append(row)
+                results.append(None)
+        return results
 
 
 class CollectingPublisher:

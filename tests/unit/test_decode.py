@@ -138,3 +138,83 @@ def test_sort_batch_keeps_order_and_origin(settings: Settings) -> None:
     assert batch.outcomes == [outcome] and batch.feedback == [feedback]
     assert [(d.offset, d.error_type, d.payload) for d in batch.dead] == [(2, "invalid_json", b"{")]
     assert batch.origin[str(outcome.event_id)].offset == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "error_type", "says"),
+    [
+        ({"features": {"n": 10**400}}, "out_of_range", "integer of 401 digits"),
+        ({"features": {"n": 1e300}}, "out_of_range", "limits.max_abs_number"),
+        ({"prediction": 1e308}, "out_of_range", "limits.max_abs_number"),
+        ({"features": {"s": "x" * 5000}}, "out_of_range", "5000 characters"),
+        ({"features": {f"f{i}": i for i in range(501)}}, "too_many_features", "501 features"),
+        ({"predicted_at": "2001-01-01T00:00:00+00:00"}, "impossible_time", "max_event_age"),
+        ({"model": "x\nINFO forged line"}, "unknown_model", "'x\\nINFO forged line'"),
+    ],
+)
+def test_limits_are_checked_at_the_edge(
+    settings: Settings, changes: dict[str, object], error_type: str, says: str
+) -> None:
+    err = rejection(settings, raw("ol.predictions", prediction(**changes)))
+    assert err.error_type == error_type
+    assert says in err.reason
+    assert len(err.reason) < 400  # a reason names the problem; it does not copy the input
+    assert "\n" not in err.reason  # nor can it forge a line in a log
+
+
+def test_a_binary_models_prediction_is_a_probability(settings: Settings) -> None:
+    err = rejection(settings, raw("ol.predictions", prediction(model="purchase", prediction=1.5)))
+    assert err.error_type == "out_of_range" and "[0, 1]" in err.reason
+    ok = decode(raw("ol.predictions", prediction(model="purchase", prediction=1.0)), settings, NOW)
+    assert isinstance(ok, PredictionMade)
+
+
+def test_oversized_messages_are_refused_before_parsing(settings: Settings) -> None:
+    huge = prediction(features={"s": "x" * 1000}) + b" " * 1_100_000
+    err = rejection(settings, raw("ol.predictions", huge))
+    assert err.error_type == "too_large" and "limits.max_message_bytes" in err.reason
+
+
+def test_undeclared_features_are_dropped_or_refused() -> None:
+    declared = {"ctr": TEST_MODELS["ctr"].model_copy(update={"features": ("channel",)})}
+    s = Settings(kafka_bootstrap="x:1", database_url="postgresql://x/y", models=declared)
+    event = decode(raw("ol.predictions", prediction()), s, NOW)
+    assert isinstance(event, PredictionMade) and event.features == {"channel": "search"}
+    strict = s.model_copy(
+        update={"limits": s.limits.model_copy(update={"undeclared_features": "refuse"})}
+    )
+    err = rejection(strict, raw("ol.predictions", prediction()))
+    assert err.error_type == "undeclared_feature" and "'bid'" in err.reason
+
+
+def test_outcome_and_feedback_numbers_are_bounded(settings: Settings) -> None:
+    outcome = {
+        "event_id": "1b6b1f0e-7a39-4c55-9a0e-9a4f6f0c6d11",
+        "prediction_id": "p1",
+        "outcome_kind": "measured",
+        "value": 1e200,
+        "observed_at": NOW.isoformat(),
+    }
+    err = rejection(settings, raw("ol.outcomes", json.dumps(outcome).encode()))
+    assert err.error_type == "out_of_range" and "value" in err.reason
+
+
+def test_a_dead_letter_always_fits(settings: Settings) -> None:
+    """5 MB of garbage: the letter keeps the first bytes, the size and sha256 of the
+    whole, and a one-line reason within its limit."""
+    import hashlib
+
+    from workers.ingest.batch import dead_letter
+
+    value = b"\x00" + b"y" * 5_000_000
+    letter = dead_letter(
+        raw("ol.predictions", value), "bad\nINFO forged" + "!" * 5000, "x", settings.limits
+    )
+    assert len(letter.payload) == settings.limits.dead_letter_payload_bytes
+    assert letter.payload == value[: len(letter.payload)] and letter.truncated
+    assert letter.original_bytes == len(value)
+    assert letter.sha256 == hashlib.sha256(value).hexdigest()
+    assert len(letter.reason) <= settings.limits.reason_chars and "\n" not in letter.reason
+    assert letter.reason.startswith("bad\\nINFO forged")
+    small = dead_letter(raw("ol.predictions", b"{}"), "short", "x", settings.limits)
+    assert small.payload == b"{}" and not small.truncated and small.reason == "short"

@@ -34,8 +34,8 @@ from workers.control.signing import accepted_keys
 from workers.errors import RegistryError
 from workers.ingest import sql as ingest_sql
 from workers.ingest.batch import dead_letter
-from workers.ingest.decode import RawMessage
-from workers.ingest.service import DeadLetterSink
+from workers.ingest.decode import RawMessage, validation_reason
+from workers.ingest.service import DeadLetterSink, publish_dead_letters
 from workers.ingest.sql import DeadLetterRow
 from workers.publish import EventPublisher
 from workers.registry import sql as registry_sql
@@ -97,7 +97,7 @@ class ControlService:
         error_type: str,
         payload: dict[str, Any],
     ) -> CommandResult:
-        row = dead_letter(raw, reason, error_type)
+        row = dead_letter(raw, reason, error_type, self.settings.limits)
         async with self.pool.acquire() as conn, conn.transaction():
             # Not recorded under its command id: a forged copy of a real command's id must
             # not make the real one look like a replay. The audit log keeps the attempt.
@@ -115,9 +115,7 @@ class ControlService:
         return await self._answer(c, "refused", reason)
 
     async def _publish_dead(self, row: DeadLetterRow) -> None:
-        await self.sink.publish([row])
-        async with self.pool.acquire() as conn:
-            await ingest_sql.mark_published(conn, [row.dedupe_key])
+        await publish_dead_letters(self.sink, self.pool, [row])
 
     async def handle(self, raw: RawMessage) -> CommandResult | None:
         """Process one message from the control topic; never raises for bad input."""
@@ -125,7 +123,10 @@ class ControlService:
             command = command_adapter.validate_json(raw.value)
         except ValidationError as exc:
             row = dead_letter(
-                raw, f"not a command: {exc.errors(include_url=False)[:3]}", "invalid_command"
+                raw,
+                f"not a command: {validation_reason(exc)}",
+                "invalid_command",
+                self.settings.limits,
             )
             async with self.pool.acquire() as conn:
                 await ingest_sql.insert_dead_letters(conn, [row])

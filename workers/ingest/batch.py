@@ -11,23 +11,40 @@ from schemas.events import FeedbackGiven, IngestEvent, OutcomeObserved, Predicti
 from workers.errors import RejectedInput
 from workers.ingest.decode import RawMessage, decode
 from workers.ingest.sql import DeadLetterRow
-from workers.settings import Settings
+from workers.settings import LimitsConfig, Settings
 
 
-def dead_letter(raw: RawMessage, reason: str, error_type: str) -> DeadLetterRow:
-    # Offsets restart when the (memory-only) embedded broker restarts, so the payload hash
-    # keeps two different messages at one offset apart.
-    digest = hashlib.sha256(raw.value).hexdigest()[:16]
+def dead_letter(
+    raw: RawMessage, reason: str, error_type: str, limits: LimitsConfig
+) -> DeadLetterRow:
+    """A dead letter that always fits on the dead-letter topic: the raw bytes up to
+    ``dead_letter_payload_bytes`` (the original's size and sha256 say what was cut), the
+    key likewise, and a reason of at most ``reason_chars`` on one line."""
+    digest = hashlib.sha256(raw.value).hexdigest()
+    keep = limits.dead_letter_payload_bytes
     return DeadLetterRow(
-        dedupe_key=f"{raw.topic}:{raw.partition}:{raw.offset}:{digest}",
+        # Offsets restart when the (memory-only) embedded broker restarts, so the payload
+        # hash keeps two different messages at one offset apart.
+        dedupe_key=f"{raw.topic}:{raw.partition}:{raw.offset}:{digest[:16]}",
         topic=raw.topic,
         partition=raw.partition,
         offset=raw.offset,
         error_type=error_type,
-        reason=reason,
-        payload=raw.value,
-        key=raw.key,
+        reason=one_line(reason, limits.reason_chars),
+        payload=raw.value[:keep],
+        key=raw.key[:1024] if raw.key is not None else None,
+        original_bytes=len(raw.value),
+        sha256=digest,
     )
+
+
+def one_line(text: str, limit: int) -> str:
+    """Text from producers or operators, safe for a header or a log line: control
+    characters escaped, at most ``limit`` characters."""
+    if text.isprintable() and len(text) <= limit:
+        return text
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return escaped if len(escaped) <= limit else escaped[: limit - 1] + "…"
 
 
 @dataclass
@@ -60,5 +77,5 @@ def sort_batch(raws: Iterable[RawMessage], settings: Settings, now: datetime) ->
         try:
             batch.add(decode(raw, settings, now), raw)
         except RejectedInput as exc:
-            batch.dead.append(dead_letter(raw, exc.reason, exc.error_type))
+            batch.dead.append(dead_letter(raw, exc.reason, exc.error_type, settings.limits))
     return batch

@@ -33,7 +33,9 @@ DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
 class DeadLetterSink(Protocol):
-    async def publish(self, rows: Sequence[DeadLetterRow]) -> None: ...
+    async def publish(self, rows: Sequence[DeadLetterRow]) -> list[BaseException | None]:
+        """Publish each row; one result per row (None: the broker has it)."""
+        ...
 
 
 @dataclass
@@ -48,6 +50,33 @@ class BatchResult:
         self.valid += other.valid
         self.matured += other.matured
         self.dead.extend(other.dead)
+
+
+async def publish_dead_letters(
+    sink: DeadLetterSink, pool: asyncpg.Pool, rows: Sequence[DeadLetterRow]
+) -> int:
+    """Publish stored dead letters; mark each published, or failed with its error (after
+    a few failures the outbox stops offering it). With the broker unreachable nothing is
+    marked: the outbox tries again later. Returns how many went out."""
+    try:
+        results = await sink.publish(rows)
+    except Exception as exc:
+        log.warning("dead letters not published yet (%s); the outbox will retry", exc)
+        return 0
+    sent = [r.dedupe_key for r, err in zip(rows, results, strict=True) if err is None]
+    failed = [(r, err) for r, err in zip(rows, results, strict=True) if err is not None]
+    async with pool.acquire() as conn:
+        await sql.mark_published(conn, sent)
+        for row, err in failed:
+            await sql.mark_publish_failed(conn, row.dedupe_key, f"{type(err).__name__}: {err}")
+    for row, err in failed:
+        log.error(
+            "dead letter %s could not be published (%s: %s); it stays in PostgreSQL",
+            row.dedupe_key,
+            type(err).__name__,
+            str(err)[:200],
+        )
+    return len(sent)
 
 
 class IngestService:
@@ -82,7 +111,7 @@ class IngestService:
         except DATA_ERRORS as exc:
             if len(raws) == 1:
                 reason = f"PostgreSQL refused the event: {exc.__class__.__name__}: {exc}"
-                row = dead_letter(raws[0], reason, "unstorable")
+                row = dead_letter(raws[0], reason, "unstorable", self.settings.limits)
                 async with self.pool.acquire() as conn:
                     await sql.insert_dead_letters(conn, [row])
                 return BatchResult(consumed=1, dead=[row])
@@ -158,6 +187,7 @@ class IngestService:
                 f"prediction_id {p.prediction_id!r} is already used by event "
                 f"{stored.get(p.prediction_id)}; prediction ids must be unique",
                 "conflicting_duplicate",
+                self.settings.limits,
             )
             for p in suspects
             if stored.get(p.prediction_id) != p.event_id
@@ -181,24 +211,25 @@ class IngestService:
                     observed_at=r["observed_at"],
                 )
                 raw = RawMessage(self.settings.topics.outcomes, -1, -1, None, event.to_bytes())
-            letters.append(dead_letter(raw, r["rejected_reason"], "impossible_time"))
+            letters.append(
+                dead_letter(raw, r["rejected_reason"], "impossible_time", self.settings.limits)
+            )
         return letters
 
     async def publish_dead(self, rows: Sequence[DeadLetterRow]) -> None:
-        """Publish dead letters already stored, then record that they went out."""
+        """Publish dead letters already stored, then record which went out. One the broker
+        refuses is marked with why and left to the outbox; it never holds a batch (its
+        message is safe in PostgreSQL, so the offset may move on)."""
         if not rows:
             return
-        await self.sink.publish(rows)
-        async with self.pool.acquire() as conn:
-            await sql.mark_published(conn, [r.dedupe_key for r in rows])
+        await publish_dead_letters(self.sink, self.pool, rows)
 
     async def republish(self, *, grace: timedelta = timedelta(seconds=30)) -> int:
         """Publish dead letters whose publishing never finished (a crash, a broker
         outage); the grace keeps clear of batches still publishing their own."""
         async with self.pool.acquire() as conn:
             rows = await sql.unpublished(conn, grace, 500)
-        await self.publish_dead(rows)
-        return len(rows)
+        return await publish_dead_letters(self.sink, self.pool, rows) if rows else 0
 
     async def sweep(self) -> MatureCounts:
         """Mature predictions whose horizon has passed; run by the leader on a timer."""

@@ -185,9 +185,9 @@ LIMIT $3
 
 INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (dedupe_key, source_topic, source_partition, source_offset, error_type,
-                          reason, payload, message_key)
+                          reason, payload, message_key, original_bytes, payload_sha256)
 SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[],
-                     $7::bytea[], $8::bytea[])
+                     $7::bytea[], $8::bytea[], $9::bigint[], $10::text[])
 ON CONFLICT (dedupe_key) DO NOTHING
 """
 
@@ -196,14 +196,23 @@ UPDATE dead_letters SET published_at = now()
 WHERE dedupe_key = ANY($1::text[]) AND published_at IS NULL
 """
 
+# Rows the broker refused MAX_PUBLISH_ATTEMPTS times stay in PostgreSQL (with the error)
+# and are no longer offered: they cannot block the rows after them.
 UNPUBLISHED = """
 SELECT dedupe_key, source_topic, source_partition, source_offset, error_type, reason, payload,
-       message_key
+       message_key, original_bytes, payload_sha256
 FROM dead_letters
-WHERE published_at IS NULL AND dead_lettered_at < now() - $1::interval
+WHERE published_at IS NULL AND dead_lettered_at < now() - $1::interval AND publish_attempts < $3
 ORDER BY id
 LIMIT $2
 """
+
+MARK_PUBLISH_FAILED = """
+UPDATE dead_letters SET publish_attempts = publish_attempts + 1, publish_error = $2
+WHERE dedupe_key = $1
+"""
+
+MAX_PUBLISH_ATTEMPTS = 5
 
 COUNTS = """
 SELECT
@@ -291,8 +300,14 @@ class DeadLetterRow:
     offset: int | None
     error_type: str
     reason: str
-    payload: bytes
+    payload: bytes  # the raw bytes, cut at limits.dead_letter_payload_bytes
     key: bytes | None
+    original_bytes: int = 0  # the size of the message as it came
+    sha256: str = ""  # of the whole original message
+
+    @property
+    def truncated(self) -> bool:
+        return self.original_bytes > len(self.payload)
 
 
 async def insert_predictions(
@@ -414,7 +429,13 @@ async def insert_dead_letters(conn: Conn, rows: Sequence[DeadLetterRow]) -> None
         [r.reason for r in rows],
         [r.payload for r in rows],
         [r.key for r in rows],
+        [r.original_bytes or len(r.payload) for r in rows],
+        [r.sha256 or None for r in rows],
     )
+
+
+async def mark_publish_failed(conn: Conn, key: str, error: str) -> None:
+    await conn.execute(MARK_PUBLISH_FAILED, key, error[:500])
 
 
 async def mark_published(conn: Conn, keys: Sequence[str]) -> None:
@@ -433,8 +454,10 @@ async def unpublished(conn: Conn, grace: timedelta, limit: int) -> list[DeadLett
             r["reason"],
             bytes(r["payload"]),
             bytes(r["message_key"]) if r["message_key"] is not None else None,
+            r["original_bytes"] or len(r["payload"]),
+            r["payload_sha256"] or "",
         )
-        for r in await conn.fetch(UNPUBLISHED, grace, limit)
+        for r in await conn.fetch(UNPUBLISHED, grace, limit, MAX_PUBLISH_ATTEMPTS)
     ]
 
 
