@@ -22,9 +22,14 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=w.heartbeat_interval_seconds,
         broker_commit_interval=w.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
+        # Don't wait for in-flight events on stop or rebalance: a batch retrying through a
+        # PostgreSQL outage would hold SIGTERM for minutes. Offsets are committed only
+        # after a batch is durable, so what was in flight is simply delivered again.
+        stream_wait_empty=False,
         producer_acks=-1,
         web_enabled=w.web_enabled,
         web_host=w.web_host,
+        web_bind=w.web_host,  # Faust listens on web_bind (all interfaces by default)
         web_port=w.web_port,
         web_in_thread=False,
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from workers import logs
 from workers.errors import OutcomeLoopError
 from workers.settings import (
     DEMO_CONFIG_FILE,
@@ -292,6 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValidationError, FileNotFoundError) as exc:
         print(f"outcomeloop: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    logs.install()
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -36,3 +36,6 @@ UNDECLARED_FEATURES = Counter(
     "Features dropped because the model does not declare them",
     ["model"],
 )
+MONITOR_FAILURES = Counter(
+    "ol_monitor_failures_total", "Monitoring steps that failed for one model", ["model", "step"]
+)

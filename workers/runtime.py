@@ -11,6 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from schemas import ChallengerAhead, DriftDetected, Message, QualityAlertRaised
+from schemas.base import utc_now
 from workers.control.service import ControlService
 from workers.db.pool import create_pool
 from workers.ingest.service import DeadLetterSink, IngestService
@@ -112,7 +113,33 @@ class Runtime:
         self.publisher = publisher
         self._lock = asyncio.Lock()
         self._services: Services | None = None
+        self.started_at = utc_now()
         self.last_batch_at: datetime | None = None
+        # What /health reports on, kept up to date by the agents and timers.
+        self.consumer_lag: int | None = None
+        self.monitor_ok_at: datetime | None = None
+        self.monitor_error: str | None = None
+
+    def monitor_ran(self, error: BaseException | None) -> None:
+        if error is None:
+            self.monitor_ok_at = utc_now()
+            self.monitor_error = None
+        else:
+            self.monitor_error = f"{type(error).__name__}: {error}"[:300]
+
+    async def database_error(self) -> str | None:
+        """None when PostgreSQL answers within the health timeout, else why not."""
+        timeout = self.settings.health.database_timeout_seconds
+        try:
+            services = await asyncio.wait_for(self.services(), timeout)
+            async with asyncio.timeout(timeout):
+                async with services.pool.acquire() as conn:
+                    await conn.fetchval("SELECT 1")
+        except TimeoutError:
+            return f"PostgreSQL did not answer within {timeout:g}s"
+        except Exception as exc:
+            return f"PostgreSQL unreachable: {type(exc).__name__}: {exc}"[:300]
+        return None
 
     @property
     def connected(self) -> bool:

@@ -78,6 +78,18 @@ class WorkerConfig(_Frozen):
     web_port: int = Field(6066, ge=0, le=65535)
 
 
+class HealthConfig(_Frozen):
+    """When /health says the worker is not ready (503, with reasons)."""
+
+    stall_seconds: float = Field(
+        120.0, gt=0, description="no batch stored for this long while messages wait: stalled"
+    )
+    monitor_stale_seconds: float = Field(
+        60.0, gt=0, description="the leader's monitor has not ticked successfully for this long"
+    )
+    database_timeout_seconds: float = Field(2.0, gt=0, description="for the PostgreSQL probe")
+
+
 class TimeConfig(_Frozen):
     max_future_skew_seconds: float = Field(300.0, ge=0)
     max_outcome_before_prediction_seconds: float = Field(60.0, ge=0)
@@ -474,6 +486,12 @@ class ControlConfig(_Frozen):
     auth: Literal["hmac", "allow_list", "either", "both"] = "hmac"
     allowed_issuers: tuple[str, ...] = ()
     result_timeout_seconds: float = Field(30.0, gt=0, description="CLI wait for a result")
+    max_command_age_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="a command issued longer ago is refused (and audited), so a replayed "
+        "topic or a fresh consumer group never runs old commands",
+    )
 
 
 class Settings(BaseSettings):
@@ -510,6 +528,7 @@ class Settings(BaseSettings):
     worker: WorkerConfig = WorkerConfig()
     time: TimeConfig = TimeConfig()
     limits: LimitsConfig = LimitsConfig()
+    health: HealthConfig = HealthConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     control: ControlConfig = ControlConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)

@@ -218,3 +218,12 @@ def test_a_dead_letter_always_fits(settings: Settings) -> None:
     assert letter.reason.startswith("bad\\nINFO forged")
     small = dead_letter(raw("ol.predictions", b"{}"), "short", "x", settings.limits)
     assert small.payload == b"{}" and not small.truncated and small.reason == "short"
+
+
+def test_log_lines_cannot_be_forged() -> None:
+    from workers import logs
+
+    logs.install()
+    rec = logs.record("refused %s from %s", "retrain", "mallory\n2026-01-01 INFO approved by admin")
+    assert rec.getMessage() == ("refused retrain from mallory\\n2026-01-01 INFO approved by admin")
+    assert logs.record("plain %d", 3).getMessage() == "plain 3"

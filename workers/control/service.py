@@ -138,6 +138,17 @@ class ControlService:
             return await self._refuse(
                 raw, command, f"not authorised: {verdict.reason}", "unauthorized", payload
             )
+        age = (self.clock() - command.issued_at).total_seconds()
+        limit = self.settings.control.max_command_age_seconds
+        if age > limit or age < -self.settings.time.max_future_skew_seconds:
+            return await self._refuse(
+                raw,
+                command,
+                f"issued at {command.issued_at.isoformat()}, {age:.0f}s from now: commands "
+                f"are accepted for {limit:g}s (control.max_command_age_seconds)",
+                "stale_command",
+                payload,
+            )
         if command.model not in self.settings.models:
             known = ", ".join(sorted(self.settings.models))
             return await self._refuse(

@@ -47,7 +47,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
                     break
                 except Exception:
                     # Never let the agent die (that stops its partitions) and never skip:
-                    # the batch is retried until PostgreSQL and the broker take it.
+                    # the batch is retried until PostgreSQL and the broker take it, or
+                    # the worker stops (its offsets uncommitted: delivered again).
+                    if app.should_stop:
+                        return
                     metrics.BATCH_RETRIES.inc()
                     log.exception(
                         "ingest batch of %d failed; retrying in %.1fs", len(raws), backoff

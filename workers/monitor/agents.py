@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.base import utc_now
+from workers.health import Observed, assess
 from workers.monitor.kafka_lag import ConsumerLagProbe
-from workers.monitor.status import summary
+from workers.monitor.status import stale_after, summary
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,14 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.timer(interval=cadence.quality_interval_seconds, on_leader=True)
     async def watch_quality() -> None:
-        monitor = await runtime.monitor()
         try:
+            monitor = await runtime.monitor()
             await monitor.tick_quality()
-        except Exception:
+        except Exception as exc:
+            runtime.monitor_ran(exc)
             log.exception("quality tick failed; retrying at the next one")
+        else:
+            runtime.monitor_ran(None)
 
     @app.timer(interval=cadence.drift_interval_seconds, on_leader=True)
     async def watch_drift() -> None:
@@ -41,7 +44,9 @@ def register(app: faust.App, runtime: Runtime) -> None:
     async def report_lag() -> None:
         monitor = await runtime.monitor()
         try:
-            await monitor.lag_report(await probe.measure())
+            partitions = await probe.measure()
+            runtime.consumer_lag = sum(p.lag or 0 for p in partitions)
+            await monitor.lag_report(partitions)
         except Exception:
             log.exception("lag report failed; retrying at the next one")
 
@@ -53,18 +58,31 @@ def register(app: faust.App, runtime: Runtime) -> None:
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
-        assigned = len(app.consumer.assignment()) if app.consumer else 0
-        body: dict[str, Any] = {
-            "consuming": runtime.connected and assigned > 0,
-            "assigned_partitions": assigned,
-            "last_batch_at": runtime.last_batch_at.isoformat() if runtime.last_batch_at else None,
-            "leader": app.is_leader(),
-        }
-        return web.json(body, status=200 if body["consuming"] else 503)
+        """Readiness: 200 when every check passes, else 503 with the reasons."""
+        body = assess(
+            Observed(
+                now=utc_now(),
+                database_error=await runtime.database_error(),
+                assigned_partitions=len(app.consumer.assignment()) if app.consumer else 0,
+                started_at=runtime.started_at,
+                last_batch_at=runtime.last_batch_at,
+                consumer_lag=runtime.consumer_lag,
+                leader=app.is_leader(),
+                monitor_ok_at=runtime.monitor_ok_at,
+                monitor_error=runtime.monitor_error,
+            ),
+            runtime.settings.health,
+        )
+        return web.json(body, status=200 if body["ok"] else 503)
+
+    @app.page("/health/live")
+    async def live(web: View, request: Request) -> Response:
+        """Liveness: the event loop answers."""
+        return web.json({"alive": True})
 
     @app.page("/status")
     async def status(web: View, request: Request) -> Response:
         services = await runtime.services()
         async with services.pool.acquire() as conn:
-            body = await summary(conn, utc_now())
+            body = await summary(conn, utc_now(), stale_after=stale_after(runtime.settings))
         return web.json(body)

@@ -146,7 +146,12 @@ class DriftEvaluator:
             versions = await sql.active_versions(conn, sorted(self.settings.models), since)
         raised: list[DriftDetected] = []
         for v in versions:
-            raised += await self._check(v["model"], v["model_version"], now)
+            # One model's failure never stops the others' drift checks.
+            try:
+                raised += await self._check(v["model"], v["model_version"], now)
+            except Exception:
+                metrics.MONITOR_FAILURES.labels(v["model"], "drift").inc()
+                log.exception("drift check of %s %s failed", v["model"], v["model_version"])
         return raised
 
     async def _check(self, model: str, version: str, now: datetime) -> list[DriftDetected]:

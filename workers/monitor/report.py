@@ -9,7 +9,7 @@ from rich.table import Table
 
 from schemas.base import utc_now
 from workers.db.pool import create_pool
-from workers.monitor.status import summary
+from workers.monitor.status import stale_after, summary
 from workers.settings import Settings
 
 
@@ -17,7 +17,7 @@ async def fetch_summary(settings: Settings) -> dict[str, Any]:
     pool = await create_pool(settings, max_size=1)
     try:
         async with pool.acquire() as conn:
-            return await summary(conn, utc_now())
+            return await summary(conn, utc_now(), stale_after=stale_after(settings))
     finally:
         await pool.close()
 
@@ -32,6 +32,8 @@ def _fmt(value: Any) -> str:
 
 def render_summary(body: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
+    if body.get("stale"):
+        console.print(f"[red]stale: {body['stale_reason']}")
     if not body["models"]:
         console.print("no predictions yet")
     for model, m in sorted(body["models"].items()):

@@ -184,7 +184,12 @@ class MonitorService:
             state.dirty.add(segment)
         shadow = self.shadows.get(ex.model)
         if shadow is not None:
-            shadow.observe(ex.seq, ex.prediction_id, ex.features, ex.prediction, ex.label)
+            try:
+                shadow.observe(ex.seq, ex.prediction_id, ex.features, ex.prediction, ex.label)
+            except Exception:
+                # A challenger that cannot learn from an example skips it; counted, logged.
+                metrics.MONITOR_FAILURES.labels(ex.model, "shadow").inc()
+                log.exception("shadow challengers of %s skipped example %s", ex.model, ex.seq)
         shift = state.errors.update(ex.prediction - ex.label) if state.errors else None
         if shift is None or not alerting:
             return []
@@ -277,8 +282,14 @@ class MonitorService:
             if cfg.task != "binary" or not cfg.monitor.count_windows:
                 continue
             last = cfg.monitor.count_windows[0]
-            async with self.pool.acquire() as conn:
-                found = await sql.estimated_accuracy(conn, model, since, last)
+            try:
+                async with self.pool.acquire() as conn:
+                    found = await sql.estimated_accuracy(conn, model, since, last)
+            except Exception:
+                # One model's failure never stops the others' monitoring.
+                metrics.MONITOR_FAILURES.labels(model, "estimated_accuracy").inc()
+                log.exception("estimated accuracy of %s failed", model)
+                continue
             for r in found:
                 rows.append(
                     SnapshotRow(

@@ -162,6 +162,13 @@ WHERE model = $1 AND window_name LIKE 'shadow_%' AND taken_at >= $2
 ORDER BY model_version, taken_at DESC
 """
 
+# The newest matured example and the newest quality snapshot: far apart, the monitor is
+# behind and the quality numbers are stale.
+FRESHNESS = """
+SELECT (SELECT matured_at FROM labeled_examples ORDER BY matured_seq DESC LIMIT 1) AS matured,
+       (SELECT max(taken_at) FROM quality_snapshots) AS snapshot
+"""
+
 RETRAIN_LOOPS = """
 SELECT model, loop_state, loop_version, loop_trigger, change_at, attempts, next_attempt_at,
        loop_reason, loop_since, paused, last_auto_retrain_at
@@ -314,6 +321,12 @@ async def metric_series(
 
 async def shadow_standings(conn: Conn, model: str, since: datetime) -> list[asyncpg.Record]:
     return await conn.fetch(SHADOW_STANDINGS, model, since)
+
+
+async def freshness(conn: Conn) -> asyncpg.Record:
+    row: asyncpg.Record | None = await conn.fetchrow(FRESHNESS)
+    assert row is not None
+    return row
 
 
 async def retrain_loops(conn: Conn) -> list[asyncpg.Record]:

@@ -7,9 +7,20 @@ from typing import Any
 
 from workers.db.pool import Conn
 from workers.monitor import sql
+from workers.settings import Settings
 
 
-async def summary(conn: Conn, now: datetime, *, lookback_days: float = 7) -> dict[str, Any]:
+def stale_after(settings: Settings) -> float:
+    """Three snapshot intervals, and at least a minute."""
+    return max(3 * settings.monitoring.snapshot_interval_seconds, 60.0)
+
+
+async def summary(
+    conn: Conn, now: datetime, *, lookback_days: float = 7, stale_after: float = 60.0
+) -> dict[str, Any]:
+    """Per model: counts, quality, drift, the retrain loop; and whether the quality
+    numbers are stale (examples kept maturing for ``stale_after`` seconds after the
+    newest snapshot: the monitor is failing or behind)."""
     since = now - timedelta(days=lookback_days)
     models: dict[str, Any] = {}
     for row in await sql.pending_by_model(conn):
@@ -71,4 +82,20 @@ async def summary(conn: Conn, now: datetime, *, lookback_days: float = 7) -> dic
             ),
             "paused": row["paused"],
         }
-    return {"generated_at": now.isoformat(), "models": models}
+    fresh = await sql.freshness(conn)
+    behind = (
+        (fresh["matured"] - fresh["snapshot"]).total_seconds()
+        if fresh["matured"] is not None and fresh["snapshot"] is not None
+        else 0.0
+    )
+    return {
+        "generated_at": now.isoformat(),
+        "stale": behind > stale_after,
+        "stale_reason": (
+            f"examples matured {behind:.0f}s after the newest quality snapshot: the monitor "
+            "is failing or behind, these numbers are old"
+            if behind > stale_after
+            else ""
+        ),
+        "models": models,
+    }

@@ -298,7 +298,10 @@ class RetrainService:
 
     async def step_all(self) -> None:
         for model in self.settings.models:
-            await self.step(model)
+            try:
+                await self.step(model)
+            except Exception:
+                log.exception("%s: retrain loop step failed; retrying at the next tick", model)
 
     async def _running(self, model: str) -> bool:
         async with self.pool.acquire() as conn:
