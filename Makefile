@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test test-unit lint typecheck bench efficacy schemas infra-up infra-down clean
+.PHONY: help venv demo test test-unit lint typecheck bench efficacy faults schemas infra-up infra-down clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench: $(STAMP)  ## run the benchmarks and write BENCHMARKS.md
 
 efficacy: $(STAMP)  ## drift recovery through the real worker vs baselines (~25 min), into BENCHMARKS.md
 	$(BIN)/python -m benchmarks.efficacy --write BENCHMARKS.md
+
+faults: $(STAMP)  ## fault survival through the real worker, into BENCHMARKS.md
+	$(BIN)/python -m benchmarks.faults --write BENCHMARKS.md
 
 schemas: $(STAMP)  ## re-export the JSON Schema files from the pydantic models
 	$(BIN)/python -m schemas.export

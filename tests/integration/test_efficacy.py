@@ -33,13 +33,17 @@ async def test_an_abrupt_change_is_measured_end_to_end(
     )
     await prepare(settings)
     result = await run_scenario_end_to_end(
-        settings, "abrupt", "regression", 3000, 1000.0, 0.5, log_dir=tmp_path
+        settings, "abrupt", "regression", 6000, 1000.0, 0.5, log_dir=tmp_path
     )
     # Nothing lost, doubled or stuck: every prediction stored and labeled with its own label.
     assert result.delivery.complete, result.delivery.text()
     assert result.delivery.dead_letters == 0
-    assert result.onset == 1500
+    assert result.onset == 3000
     assert result.served_by.get("initial", 0) > 0
-    # The change is large (the champion's MAE more than triples): the monitor sees it.
+    # The change is seen, and nothing fired before it.
     assert result.detection_delay is not None, result.signals
-    assert result.whole_never.n == result.whole_loop.n == 3000
+    assert not [s for s in result.signals if s.index < 3000], result.signals
+    # The loop retrained on examples predicted after the change only, and promoted it.
+    assert result.promotions, (result.runs, result.signals)
+    assert result.loop_rows is not None and result.loop_rows[0] >= 3000, result.loop_rows
+    assert result.whole_never.n == result.whole_loop.n == 6000

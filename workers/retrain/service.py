@@ -82,6 +82,10 @@ class RetrainService:
         self._executor_factory = executor_factory
         self.clock = clock
         self._tasks: set[asyncio.Task[Any]] = set()
+        # One loop transition at a time per model (the timer, alerts and finishing runs all
+        # move it), and the run each loop started, still going in this process.
+        self._loop_locks: dict[str, asyncio.Lock] = {}
+        self._loop_runs: dict[str, asyncio.Task[Any]] = {}
         # Whether a version still shows a quality or error episode (the monitor answers;
         # without one, a degradation counts as lasting until a promotion).
         self.degraded: Callable[[str, str], bool] = lambda model, version: True
@@ -210,6 +214,15 @@ class RetrainService:
                 champion["version"],
             )
             return
+        async with self._lock(model):
+            await self._open_degradation(model, kind, detail, version)
+
+    def _lock(self, model: str) -> asyncio.Lock:
+        return self._loop_locks.setdefault(model, asyncio.Lock())
+
+    async def _open_degradation(
+        self, model: str, kind: TriggerKind, detail: dict[str, Any], version: str | None
+    ) -> None:
         loop, _ = await self._loop(model)
         if loop.open and loop.version == version:
             return
@@ -227,14 +240,21 @@ class RetrainService:
             change_at.isoformat() if change_at else "an unknown time",
         )
         await self._save(model, loop, opened)
-        await self.step(model)
+        await self._step(model)
 
     async def step(self, model: str) -> Loop:
         """Advance the model's loop: wait, or start the run it has been waiting for."""
+        async with self._lock(model):
+            return await self._step(model)
+
+    async def _step(self, model: str) -> Loop:
         cfg = self.settings.models[model]
         loop, row = await self._loop(model)
         if not loop.open:
             return loop
+        run = self._loop_runs.get(model)
+        if run is not None and not run.done():
+            return loop  # its run is going on here; it moves the loop when it ends
         if loop.state == "training" and not await self._running(model):
             # The run it started is gone without a verdict (its worker died).
             step = controller.failed_attempt(
@@ -252,10 +272,13 @@ class RetrainService:
                 rows = await sql.post_change_rows(
                     conn, model, loop.change_at, controller.needed_rows(loop, cfg.retrain)
                 )
+        last_run = row["last_auto_retrain_at"]
+        if last_run is not None and row["rearmed_at"] is not None and row["rearmed_at"] >= last_run:
+            last_run = None  # a promotion since: its cooldown is over
         facts = Facts(
             now=self.clock(),
             paused=bool(row["paused"]),
-            last_auto_retrain_at=row["last_auto_retrain_at"],
+            last_auto_retrain_at=last_run,
             running=await self._running(model),
             degraded=loop.version is None or self.degraded(model, loop.version),
             post_change_rows=rows,
@@ -293,6 +316,7 @@ class RetrainService:
             task = asyncio.create_task(
                 self.run(model, step.loop.trigger or "quality_alert", detail, from_loop=True)
             )
+            self._loop_runs[model] = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -311,21 +335,30 @@ class RetrainService:
         return bool(n)
 
     async def rearm(self, model: str, reason: str) -> None:
-        """A new champion (promotion or rollback): the loop closes and every alert and
-        detector starts again for the version now serving."""
+        """A new champion (promotion or rollback): the loop closes, its cooldown ends, and
+        every alert and detector starts again for the version now serving."""
+        async with self._lock(model):
+            await self._rearm(model, reason)
+
+    async def _rearm(self, model: str, reason: str) -> None:
         loop, _ = await self._loop(model)
         await self._save(model, loop, Loop(reason=reason))
+        async with self.pool.acquire() as conn:
+            await sql.mark_rearmed(conn, model, self.clock())
 
     async def candidate_refused(self, model: str, reason: str) -> None:
         """The candidate a loop waited on was rejected or expired: a failed attempt."""
         cfg = self.settings.models.get(model)
-        loop, _ = await self._loop(model)
-        if cfg is None or loop.state != "awaiting_approval":
+        if cfg is None:
             return
-        step = controller.failed_attempt(
-            loop, rows=loop.last_attempt_rows, now=self.clock(), cfg=cfg.retrain, reason=reason
-        )
-        await self._settle_loop(model, loop, step)
+        async with self._lock(model):
+            loop, _ = await self._loop(model)
+            if loop.state != "awaiting_approval":
+                return
+            step = controller.failed_attempt(
+                loop, rows=loop.last_attempt_rows, now=self.clock(), cfg=cfg.retrain, reason=reason
+            )
+            await self._settle_loop(model, loop, step)
 
     # -- the run --------------------------------------------------------------------
 

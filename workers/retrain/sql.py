@@ -49,6 +49,8 @@ ORDER BY matured_seq DESC
 LIMIT $3
 """
 
+MARK_REARMED = "UPDATE model_controls SET rearmed_at = $2 WHERE model = $1"
+
 SAVE_LOOP = """
 UPDATE model_controls
 SET loop_state = $2, loop_version = $3, loop_trigger = $4, loop_detail = $5, change_at = $6,
@@ -141,6 +143,11 @@ async def recent_examples(
     """(predicted_at, prediction, label), oldest prediction first."""
     rows = await conn.fetch(RECENT_EXAMPLES, model, version, limit)
     return sorted((r["predicted_at"], r["prediction"], r["label"]) for r in rows)
+
+
+async def mark_rearmed(conn: Conn, model: str, at: datetime) -> None:
+    await conn.execute(ENSURE_CONTROL, model)
+    await conn.execute(MARK_REARMED, model, at)
 
 
 async def save_loop(conn: Conn, model: str, loop: Any) -> None:
