@@ -1,6 +1,6 @@
 """Fault survival through the real worker: is anything lost, doubled or stuck?
 
-    python -m benchmarks.faults [--events 20000] [--rate 2500] [--faults baseline,sigkill,...]
+    python -m benchmarks.faults [--events 60000] [--rate 2500] [--faults baseline,sigkill,...]
         [--kills 3] [--seed 7] [--timeout 300] [--write BENCHMARKS.md]
 
 Starts the embedded Tansu broker and PostgreSQL (fresh, under <data_dir>/faults), then for
@@ -102,6 +102,10 @@ OUTCOME_SHARE = 0.9
 EARLY_SHARE = 0.05  # of outcomes: sent before their prediction
 OUTCOME_LAG = 100  # messages between a prediction and its outcome
 SEED = 7
+# 24 s of stream at the default rate: longer than a worker's start and group join (~8 s on
+# Tansu), so restarts, joins and outages happen while messages still arrive.
+EVENTS = 60_000
+RATE = 2_500.0
 FREEZE_SECONDS = 20.0
 STOP_SECONDS = 10.0
 SIGTERM_LIMIT = 20.0  # "well under" the 30 s a supervisor would wait before SIGKILL
@@ -624,6 +628,12 @@ class Scenario:
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None
 
+    async def in_flight(self) -> str:
+        """How many valid messages sent so far are not stored yet, for the notes."""
+        stored = await self.stored()
+        sent = len(self.stream.predictions) + len(self.stream.outcomes)
+        return "?" if stored is None else f"{max(0, sent - stored):,}"
+
     async def until_sent(self, share: float) -> None:
         while self.state.sent < share * self.state.total and self.state.done_at is None:
             self.check_alive()
@@ -670,14 +680,15 @@ class Scenario:
             victim = self.current
             await self.until_progress(f"by {victim.name} before SIGKILL {n}")
             await asyncio.sleep(self.rng.uniform(0.0, 0.5))  # anywhere in its batches
-            at = self.state.sent
+            at, behind = self.state.sent, await self.in_flight()
             await victim.kill()
             self.fault_end = time.monotonic()
             self.say(f"SIGKILL {n}/{len(points)}")
             worker = self.start_worker()
             took = await worker.start_consuming()
             restarts.append(
-                f"{victim.name} killed at message {at:,}, {worker.name} in {took:.1f} s"
+                f"{victim.name} SIGKILLed at message {at:,} ({behind} not yet stored), "
+                f"{worker.name} consuming {took:.1f} s later"
             )
         self.notes.append("; ".join(restarts))
 
@@ -685,25 +696,31 @@ class Scenario:
         pg = self._postgres()
         await self.until_sent(0.3)
         await self.until_progress("before the freeze")
-        at = self.state.sent
+        at, behind = self.state.sent, await self.in_flight()
         pg.freeze()
         self.say(f"PostgreSQL frozen {FREEZE_SECONDS:g} s")
         await asyncio.sleep(FREEZE_SECONDS)
         pg.thaw()
         back = await self.until_progress("after the freeze")
+        self.notes.append(
+            f"frozen at message {at:,} ({behind} not yet stored); storing again {back:.1f} s "
+            "after SIGCONT"
+        )
         self.check_alive()
         await self.stop_postgres(pg)
-        self.notes.append(f"frozen at message {at:,}; storing again {back:.1f} s after SIGCONT")
 
     async def stop_postgres(self, pg: PostgresControl) -> None:
-        at = self.state.sent
+        at, behind = self.state.sent, await self.in_flight()
         await pg.stop()
         self.say(f"PostgreSQL stopped {STOP_SECONDS:g} s")
         await asyncio.sleep(STOP_SECONDS)
         await pg.start()
         self.fault_end = time.monotonic()
         back = await self.until_progress("after the restart")
-        self.notes.append(f"stopped at message {at:,}; storing again {back:.1f} s after the start")
+        self.notes.append(
+            f"stopped at message {at:,} ({behind} not yet stored); storing again {back:.1f} s "
+            "after the start"
+        )
 
     async def duplicates(self) -> None:
         return None
@@ -715,6 +732,7 @@ class Scenario:
         await self.until_sent(0.45)
         await self.until_progress(f"with {second.name} in the group")
         self.say(f"{second.name} leaves")
+        left_at, left_behind = self.state.sent, await self.in_flight()
         left = await second.terminate(cap=30)
         if left > SIGTERM_LIMIT:
             self.failures.append(f"{second.name} took {left:.1f} s to leave on SIGTERM")
@@ -724,12 +742,14 @@ class Scenario:
         await self.until_sent(0.8)
         await self.until_progress(f"with {third.name} in the group")
         self.say(f"{third.name} SIGKILLed")
+        kill_at, kill_behind = self.state.sent, await self.in_flight()
         await third.kill()
         self.fault_end = time.monotonic()
         self.notes.append(
-            f"{second.name} consuming {joined:.1f} s after start, left in {left:.1f} s "
-            f"(exit {second.proc.returncode}); {third.name} consuming after {joined3:.1f} s, "
-            "then SIGKILLed"
+            f"{second.name} consuming {joined:.1f} s after its start, SIGTERMed at message "
+            f"{left_at:,} ({left_behind} not yet stored), gone in {left:.1f} s (exit "
+            f"{second.proc.returncode}); {third.name} consuming after {joined3:.1f} s, "
+            f"SIGKILLed at message {kill_at:,} ({kill_behind} not yet stored)"
         )
 
     async def hostile(self) -> None:
@@ -746,6 +766,7 @@ class Scenario:
         await asyncio.sleep(max(0.0, 3.0 - (time.monotonic() - frozen_at)))
         victim = self.current
         self.say(f"SIGTERM {victim.name}")
+        at = self.state.sent
         seconds = await victim.terminate(cap=60)
         pg.thaw()
         self.fault_end = time.monotonic()
@@ -757,7 +778,8 @@ class Scenario:
         worker = self.start_worker()
         took = await worker.start_consuming()
         self.notes.append(
-            f"{victim.name} stopped {seconds:.1f} s after SIGTERM with PostgreSQL frozen "
+            f"{victim.name} SIGTERMed at message {at:,}, stopped {seconds:.1f} s later with "
+            "PostgreSQL frozen "
             f"(exit {victim.proc.returncode}); {worker.name} consuming after {took:.1f} s"
         )
 
@@ -852,8 +874,8 @@ async def run_fault(
     settings: Settings,
     fault: Fault,
     *,
-    events: int = 20_000,
-    rate: float = 2_500.0,
+    events: int = EVENTS,
+    rate: float = RATE,
     seed: int = SEED,
     postgres: PostgresHandle | None = None,
     log_dir: Path | None = None,
@@ -880,7 +902,8 @@ async def run_fault(
     )
     sampler = asyncio.create_task(sc.sample_forever())
     sender: asyncio.Task[None] | None = None
-    sc.pool = await create_pool(scenario_settings, max_size=2)
+    # No connection floor: the pool must not log reconnect errors while PostgreSQL is down.
+    sc.pool = await create_pool(scenario_settings, min_size=0, max_size=2)
     try:
         sc.say("starting the worker")
         first = sc.start_worker()
@@ -1100,8 +1123,8 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--events", type=int, default=20_000, help="distinct messages per fault")
-    parser.add_argument("--rate", type=float, default=2_500.0, help="messages per second")
+    parser.add_argument("--events", type=int, default=EVENTS, help="distinct messages per fault")
+    parser.add_argument("--rate", type=float, default=RATE, help="messages per second")
     parser.add_argument(
         "--faults",
         type=lambda v: efficacy._names(v, ALL_FAULTS, "faults"),

@@ -172,7 +172,11 @@ async def test_a_change_is_retrained_on_post_change_examples_only(
     promoted = publisher.of_type(ModelPromoted)
     assert [p.version for p in promoted] == [f"r{run['id']}"]  # type: ignore[attr-defined]
     assert states(publisher) == ["waiting_for_evidence", "training", "healthy"]
-    assert (await control(pool))["loop_state"] == "healthy"
+    after = await control(pool)
+    assert after["loop_state"] == "healthy"
+    # The promotion re-armed the loop: automatic runs before it no longer cool it down.
+    assert after["rearmed_at"] is not None
+    assert after["rearmed_at"] >= after["last_auto_retrain_at"], dict(after)
     # Alerts on the replaced version no longer open anything.
     await stream.send(s, 100, changed=True)
     await s.monitor.tick_quality()

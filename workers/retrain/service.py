@@ -434,22 +434,23 @@ class RetrainService:
         self, model: str, status: str, promoted: bool, rows: int, reason: str
     ) -> None:
         cfg = self.settings.models[model]
-        loop, _ = await self._loop(model)
-        if promoted:
-            await self._save(model, loop, Loop(reason=f"promoted by {reason}"))
-            return
-        if loop.state != "training":
-            return
-        step = controller.after_run(
-            loop,
-            status=status,
-            promoted=False,
-            rows=rows,
-            now=self.clock(),
-            cfg=cfg.retrain,
-            reason=reason,
-        )
-        await self._settle_loop(model, loop, step)
+        async with self._lock(model):
+            if promoted:
+                await self._rearm(model, f"promoted by {reason}")
+                return
+            loop, _ = await self._loop(model)
+            if loop.state != "training":
+                return
+            step = controller.after_run(
+                loop,
+                status=status,
+                promoted=False,
+                rows=rows,
+                now=self.clock(),
+                cfg=cfg.retrain,
+                reason=reason,
+            )
+            await self._settle_loop(model, loop, step)
 
     async def _finish(
         self,
