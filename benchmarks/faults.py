@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
@@ -409,8 +409,11 @@ def cpu_seconds(pid: int) -> float | None:
 class FaultWorker(efficacy.WorkerProcess):
     """A worker the benchmark may kill or stop, with its CPU time and consumed count."""
 
+    started: ClassVar[list[FaultWorker]] = []  # for a last sweep if the benchmark is stopped
+
     def __init__(self, settings: Settings, log_path: Path, name: str) -> None:
         super().__init__(settings, log_path)
+        FaultWorker.started.append(self)
         self.name = name
         self.cpu = 0.0
         self.consumed = 0
@@ -475,8 +478,13 @@ class FaultWorker(efficacy.WorkerProcess):
         return seconds
 
     def log_problems(self) -> list[str]:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return [ln for ln in text if " ERROR " in ln or ln.startswith("Traceback")]
+        """Its ERROR and CRITICAL log messages, without time and pid."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [
+            ln.split("] ", 3)[-1].strip()
+            for ln in lines
+            if "] [ERROR] " in ln or "] [CRITICAL] " in ln
+        ]
 
 
 class PostgresControl:
@@ -554,7 +562,7 @@ class FaultResult:
     drain_seconds: float | None = None
     cpu_us_per_event: float | None = None
     notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # ERROR lines of the worker logs
+    problems: Counter[str] = field(default_factory=Counter)  # worker log ERROR messages
     error: str | None = None
     logs: list[Path] = field(default_factory=list)
 
@@ -962,7 +970,7 @@ async def run_fault(
         for w in sc.workers
     ]
     result.notes += [f"did not keep going: {f}" for f in sc.failures if f != result.error]
-    result.problems = [f"{w.name}: {line}" for w in sc.workers for line in w.log_problems()]
+    result.problems = Counter(line for w in sc.workers for line in w.log_problems())
     result.logs = [w.log_path for w in sc.workers]
     return result
 
@@ -1031,10 +1039,8 @@ def _details(r: FaultResult, kills: int) -> list[str]:
         got = ", ".join(f"{k} {n}" for k, (n, _) in sorted(r.dead_actual.items()))
         lines.append(f"  - dead letters as expected: {got}")
     if r.problems:
-        lines.append(
-            f"  - {len(r.problems)} ERROR line(s) in the worker logs, first: "
-            f"`{r.problems[0][:160]}`"
-        )
+        top = "; ".join(f"{n}x `{text[:120]}`" for text, n in r.problems.most_common(3))
+        lines.append(f"  - {r.problems.total()} ERROR log line(s) from the workers, most: {top}")
     return lines
 
 
@@ -1156,6 +1162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started, t0 = datetime.now(UTC), time.perf_counter()
     # The benchmark's own models only, here and in the workers (which inherit the env).
     os.environ.pop(CONFIG_FILE_ENV, None)
+    # SIGTERM as Ctrl-C: unwind, so workers, broker and PostgreSQL are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     run_dir = (Settings().data_dir / "faults").resolve()
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
@@ -1203,6 +1211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verdict = "[green]ok" if result.ok else "[red]FAILED"
                 progress.console.print(f"{fault}: {verdict} (logs in {run_dir / 'logs'})")
     finally:
+        for worker in FaultWorker.started:  # only left running when interrupted
+            if worker.alive():
+                worker.proc.kill()
+                worker.proc.wait()
         broker.stop()
         pg.server.cleanup()
     seconds = time.perf_counter() - t0

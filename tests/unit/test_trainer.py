@@ -298,3 +298,25 @@ def test_train_in_process_pool(tmp_path: Path) -> None:
     assert score("mae", y_val, model.predict(val_rows)) == pytest.approx(
         outcome.validation_metrics[outcome.best_kind], abs=1e-12
     )
+
+
+def test_a_log_loss_classifier_is_trained_unweighted_for_calibrated_probabilities() -> None:
+    """5% positives: balanced weights push the mean probability toward 50%, unweighted
+    training keeps it near the real rate, and log loss prefers that."""
+    rng = np.random.default_rng(0)
+    rows = [{"x": float(v)} for v in rng.normal(size=4000)]
+    y = np.array([float(rng.random() < 0.05) for _ in rows])
+    spec = FeatureSpec.infer(["x"], rows)
+    kw = dict(
+        task="binary",
+        kinds=("logistic",),
+        spec=spec,
+        train_rows=rows[:3000],
+        train_labels=y[:3000],
+        val_rows=rows[3000:],
+        val_labels=y[3000:],
+    )
+    unweighted = train_candidates(metric="log_loss", **kw)[0].model  # type: ignore[arg-type]
+    balanced = train_candidates(metric="f1", **kw)[0].model  # type: ignore[arg-type]
+    assert abs(float(np.mean(unweighted.predict(rows[3000:]))) - 0.05) < 0.02
+    assert float(np.mean(balanced.predict(rows[3000:]))) > 0.3

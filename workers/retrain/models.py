@@ -263,7 +263,8 @@ def _fit_logistic(
     x = spec.one_hot(rows)
     mean, scale = _standardize(x)
     # lbfgs is deterministic: no seed needed (and a run id may exceed what random_state takes).
-    estimator = LogisticRegression(class_weight="balanced", max_iter=LOGISTIC_MAX_ITER)
+    weights = params.get("class_weight", "balanced")
+    estimator = LogisticRegression(class_weight=weights, max_iter=LOGISTIC_MAX_ITER)
     estimator.fit((x - mean) / scale, y.astype(np.int_))
     return LinearModel("logistic", task, spec, estimator, mean, scale)
 
@@ -291,7 +292,7 @@ def _load_linear(task: Task, spec: FeatureSpec, blobs: Mapping[str, bytes]) -> T
 
 def _load_logistic(task: Task, spec: FeatureSpec, blobs: Mapping[str, bytes]) -> TrainedModel:
     coef, intercept, mean, scale = _linear_numbers(spec, blobs[LINEAR_FILE])
-    estimator = LogisticRegression(class_weight="balanced", max_iter=LOGISTIC_MAX_ITER)
+    estimator = LogisticRegression(max_iter=LOGISTIC_MAX_ITER)  # prediction only: no weights
     estimator.coef_ = coef.reshape(1, -1)
     estimator.intercept_ = np.array([intercept])
     estimator.classes_ = np.array([0, 1])

@@ -43,6 +43,9 @@ def _rank(metric: str, value: float) -> tuple[bool, float]:
     return (False, -value if higher_is_better(metric) else value)
 
 
+PROBABILITY_METRICS = frozenset({"log_loss"})
+
+
 def train_candidates(
     task: Task,
     metric: str,
@@ -70,6 +73,10 @@ def train_candidates(
             log.info("skipping candidate %s: it cannot do a %s task", kind, task)
     if not fitting:
         raise ValueError(f"no candidate among {list(kinds)} can do a {task} task")
+    if task == "binary" and metric in PROBABILITY_METRICS:
+        # Judged on its probabilities: class reweighting would push every probability
+        # toward the rarer class, which log loss punishes. Config params still win.
+        params = {"class_weight": None, **(params or {})}
     results: list[CandidateResult] = []
     for kind in fitting:
         started = time.perf_counter()
