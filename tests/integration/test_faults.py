@@ -10,7 +10,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from aiokafka import AIOKafkaProducer
 from schemas import CommandResult, OutcomeObserved, PauseModel, PredictionMade
 from schemas.base import utc_now
 from tests.conftest import SettingsFactory
+from tests.integration.conftest import StartWorker
 from tests.integration.kafka import read_topic
-from tests.integration.worker_process import WorkerProcess, wait_until
+from tests.integration.worker_process import wait_until
 from workers.control.client import send_command
 from workers.infra.net import free_port
 from workers.producer import EventProducer
@@ -30,21 +31,6 @@ from workers.settings import HealthConfig, MonitoringConfig, Settings, WorkerCon
 from workers.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
-StartWorker = Callable[[Settings], WorkerProcess]
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
-    started: list[WorkerProcess] = []
-
-    def start(settings: Settings) -> WorkerProcess:
-        w = WorkerProcess(settings, tmp_path / f"worker{len(started)}.log")
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        w.stop()
 
 
 @pytest.fixture
@@ -186,10 +172,9 @@ async def test_health_says_why_and_sigterm_ends_a_retrying_worker(
     assert _listening_addresses(settings.worker.web_port) == {"127.0.0.1"}
 
     # PostgreSQL goes away for this worker: it must say so, with the reason.
-    name = settings.database_url.get_secret_value().split("/")[-1].split("?")[0]  # type: ignore[union-attr]
-    admin = await asyncpg.connect(
-        settings.database_url.get_secret_value().replace(f"/{name}?", "/postgres?")  # type: ignore[union-attr]
-    )
+    dsn = settings.database_url.get_secret_value()  # type: ignore[union-attr]
+    name = dsn.split("?")[0].rsplit("/", 1)[1]
+    admin = await asyncpg.connect(dsn.replace(f"/{name}?", "/postgres?"))
     try:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
         await admin.execute(

@@ -6,9 +6,8 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -25,8 +24,9 @@ from schemas import (
 )
 from schemas.base import utc_now
 from tests.conftest import TEST_MODELS, SettingsFactory
+from tests.integration.conftest import StartWorker
 from tests.integration.kafka import read_topic
-from tests.integration.worker_process import WorkerProcess, wait_until
+from tests.integration.worker_process import wait_until
 from workers.control.client import send_command
 from workers.control.signing import sign, signing_key
 from workers.infra.net import free_port
@@ -42,22 +42,6 @@ from workers.settings import (
 from workers.topics import consumer_at_end, ensure_topics
 
 pytestmark = pytest.mark.integration
-
-StartWorker = Callable[[Settings], WorkerProcess]
-
-
-@pytest.fixture
-def start_worker(tmp_path: Path) -> Iterator[StartWorker]:
-    started: list[WorkerProcess] = []
-
-    def start(settings: Settings) -> WorkerProcess:
-        w = WorkerProcess(settings, tmp_path / f"worker{len(started)}.log")
-        started.append(w)
-        return w
-
-    yield start
-    for w in started:
-        w.stop()
 
 
 @pytest.fixture
