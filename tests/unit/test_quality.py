@@ -155,3 +155,26 @@ def test_rmse_is_tested_on_squared_errors() -> None:
         ref.update(float(e), 0.0)
     assert not ref.significant("rmse", 1.05, 1.0, 500, 1000, 3.0, up=True)
     assert ref.significant("rmse", 1.4, 1.0, 500, 1000, 3.0, up=True)
+
+
+def test_tail_drift_reads_every_event_on_the_drift_topic() -> None:
+    from schemas import QualityAlertRaised, RetrainExhausted
+    from workers.monitor.tail import format_drift
+
+    alert = QualityAlertRaised(
+        model="ctr",
+        model_version="v1",
+        metric="mae",
+        window="last_500",
+        value=0.03,
+        bound=0.025,
+        direction="above",
+        n=500,
+        reference=0.02,
+    )
+    assert "above 0.025 = 1.25x its reference (n=500)" in format_drift(alert.to_bytes())
+    gave_up = RetrainExhausted(
+        model="ctr", version="v1", attempts=3, last_reason="gate improvement"
+    )
+    line = format_drift(gave_up.to_bytes())
+    assert "RETRAIN EXHAUSTED ctr v1: 3 attempt(s)" in line and "gate improvement" in line

@@ -9,11 +9,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
-from schemas import DriftDetected, LagMeasured, QualityAlertRaised
+from schemas import DriftDetected, LagMeasured, QualityAlertRaised, RetrainExhausted
 from workers.settings import Settings
 
-_drift_or_alert: TypeAdapter[DriftDetected | QualityAlertRaised] = TypeAdapter(
-    DriftDetected | QualityAlertRaised
+_drift_or_alert: TypeAdapter[DriftDetected | QualityAlertRaised | RetrainExhausted] = TypeAdapter(
+    DriftDetected | QualityAlertRaised | RetrainExhausted
 )
 
 
@@ -26,11 +26,20 @@ def format_drift(raw: bytes) -> str:
         event = _drift_or_alert.validate_json(raw)
     except ValidationError:
         return f"(unreadable: {raw[:120]!r})"
+    if isinstance(event, RetrainExhausted):
+        return (
+            f"{_when(event.raised_at)} RETRAIN EXHAUSTED {event.model} {event.version}: "
+            f"{event.attempts} attempt(s) since the change at {_when(event.change_at)}; "
+            f"{event.last_reason}"
+        )
     if isinstance(event, QualityAlertRaised):
+        relative = (
+            f" = {event.bound / event.reference:.2f}x its reference" if event.reference else ""
+        )
         return (
             f"{_when(event.raised_at)} QUALITY {event.model} {event.model_version}: "
             f"{event.metric} over {event.window} = {event.value:.4f}, "
-            f"{event.direction} {event.bound:g} (n={event.n})"
+            f"{event.direction} {event.bound:g}{relative} (n={event.n})"
         )
     p = f", p={event.p_value:.2g}" if event.p_value is not None else ""
     return (
