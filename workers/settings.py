@@ -190,10 +190,11 @@ class AlertRule(_Frozen):
     below_reference: float | None = Field(None, gt=0, lt=1, description="e.g. 0.9")
     min_samples: int = Field(200, ge=1, description="fewer examples in the window: no alert")
     z: float = Field(
-        3.0,
+        4.0,
         ge=0,
         description="relative bounds on a mean (MAE, RMSE, log loss, accuracy): the excess "
-        "must also be this many standard errors, given both sample sizes",
+        "must also be this many standard errors, given both sample sizes (4: a window is "
+        "judged at every check of a long stream, so 3 would fire on noise now and then)",
     )
 
     @model_validator(mode="after")
