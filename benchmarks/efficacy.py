@@ -795,14 +795,6 @@ def _post_promotion(
     onset, and an oracle's on the same events: the same learner trained on the post-change
     rows the promoted model had (from the change it followed, known exactly)."""
     n = len(stream)
-    start = promoted.first_served if promoted.first_served is not None else promoted.index
-    end = min(n, start + post_window)
-    if end <= start:
-        result.notes.append("the promotion came too late to leave events to evaluate it on")
-        return
-    result.post_window = (start, end)
-    result.post_loop = _quality(result.metric, stream.task, labels[start:end], logged[start:end])
-
     run = next((r for r in runs if r.candidate_version == promoted.version), None)
     span = _span(run.dataset) if run is not None else None
     if span is not None:
@@ -812,6 +804,13 @@ def _post_promotion(
         first, last = 0, min(n - 1, timeline.sent_by(moment) - label_lag - 1)
         result.notes.append("the promoted run's training span was not found; estimated")
     result.loop_rows = (first, last)
+    start = promoted.first_served if promoted.first_served is not None else promoted.index
+    end = min(n, start + post_window)
+    if end <= start:
+        result.notes.append("the promotion came too late to leave events to evaluate it on")
+        return
+    result.post_window = (start, end)
+    result.post_loop = _quality(result.metric, stream.task, labels[start:end], logged[start:end])
     changes = [c for c in stream.change_points if c <= last - ORACLE_MIN_ROWS + 1]
     if not changes:
         result.notes.append("the promoted model saw too few post-change rows for an oracle")

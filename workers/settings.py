@@ -302,6 +302,12 @@ class TriggerConfig(_Frozen):
     retry_growth: float = Field(
         1.5, ge=1, description="each retry needs this many times the last run's post-change rows"
     )
+    refresh_growth: float = Field(
+        4.0,
+        ge=0,
+        description="after a promotion on post-change rows, retrain again (gated) once this "
+        "many times as many have matured, up to max_rows; 0 is off",
+    )
 
 
 class StabilityGate(_Frozen):

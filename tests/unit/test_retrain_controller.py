@@ -185,3 +185,21 @@ def test_training_never_starts_before_the_alerts_own_window() -> None:
     errors = np.concatenate([rng.normal(0, 1, 1000), rng.normal(0, 3, 1000)])
     # The real change (1000) lies inside the window (which starts at 500): kept.
     assert abs(controller.change_start(errors, not_before=500) - 1000) < 60
+
+
+def test_a_promotion_on_few_rows_is_refreshed_as_post_change_data_grows() -> None:
+    training = advance(opened(), facts(post_change_rows=500), CFG).loop
+    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1")
+    assert after.state == "healthy" and after.refresh_rows == 2000 and after.change_at == T0
+    assert not advance(after, facts(post_change_rows=1999), CFG).start_run
+    step = advance(after, facts(post_change_rows=2000), CFG)
+    assert step.start_run and step.loop.trigger == "refresh" and step.loop.state == "training"
+    # Promoted again: the next refresh waits for 4x more; not promoted: refreshing stops.
+    again = controller.promoted(step.loop, rows=2000, cfg=CFG, reason="run 2")
+    assert again.refresh_rows == 8000
+    gated = after_run(step.loop, status="gated", promoted=False, rows=2000, now=T0, cfg=CFG)
+    assert gated.loop == Loop(reason=gated.loop.reason) and not gated.exhausted
+    # Off, or with no change point, nothing is due.
+    off = RetrainConfig(triggers={"refresh_growth": 0})
+    assert controller.promoted(training, rows=500, cfg=off, reason="x").refresh_rows is None
+    assert controller.promoted(Loop(), rows=500, cfg=CFG, reason="x").refresh_rows is None

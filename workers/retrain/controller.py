@@ -44,6 +44,9 @@ class Loop:
     last_attempt_rows: int = 0
     next_attempt_at: datetime | None = None
     reason: str = ""
+    # After a promotion trained on few post-change rows: retrain again (gated) once this
+    # many examples predicted since change_at have matured. None: no refresh due.
+    refresh_rows: int | None = None
 
     @property
     def open(self) -> bool:
@@ -101,9 +104,36 @@ def open_degradation(
     )
 
 
+def promoted(loop: Loop, *, rows: int, cfg: RetrainConfig, reason: str) -> Loop:
+    """The loop after a promotion: closed, with a refresh due once ``refresh_growth``
+    times the rows it learned from have matured after the change (up to ``max_rows``)."""
+    growth = cfg.triggers.refresh_growth
+    if loop.change_at is None or growth <= 0 or rows <= 0 or rows >= cfg.max_rows:
+        return Loop(reason=reason)
+    return Loop(
+        change_at=loop.change_at,
+        last_attempt_rows=rows,
+        refresh_rows=min(int(np.ceil(rows * growth)), cfg.max_rows),
+        reason=reason,
+    )
+
+
 def advance(loop: Loop, facts: Facts, cfg: RetrainConfig) -> Step:
     """One step of the controller: wait, start a run, or give up."""
-    if loop.state in ("healthy", "training", "awaiting_approval"):
+    if loop.state == "healthy":
+        due = loop.refresh_rows is not None and facts.post_change_rows >= loop.refresh_rows
+        if not due or facts.paused or facts.running:
+            return Step(loop)
+        return Step(
+            replace(
+                loop,
+                state="training",
+                trigger="refresh",
+                reason=f"refresh on {facts.post_change_rows} rows after the change",
+            ),
+            start_run=True,
+        )
+    if loop.state in ("training", "awaiting_approval"):
         return Step(loop)
     if loop.state == "exhausted":
         if not facts.degraded:
@@ -154,6 +184,9 @@ def after_run(
     """A run this loop started has ended: promoted, waiting for approval, or a failure."""
     if promoted:
         return Step(Loop(reason=f"promoted: {reason}" if reason else "promoted"))
+    if loop.trigger == "refresh":
+        # More data did not beat the champion: it stays, and refreshing stops.
+        return Step(Loop(reason=f"refresh not promoted: {reason}"))
     if status == "succeeded":
         return Step(_moved(loop, "awaiting_approval", "passed every gate; waits for approval"))
     return failed_attempt(loop, rows=rows, now=now, cfg=cfg, reason=reason or status)

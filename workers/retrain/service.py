@@ -142,6 +142,7 @@ class RetrainService:
             last_attempt_rows=row["last_attempt_rows"],
             next_attempt_at=row["next_attempt_at"],
             reason=row["loop_reason"],
+            refresh_rows=row["refresh_rows"],
         )
         return loop, row
 
@@ -250,7 +251,7 @@ class RetrainService:
     async def _step(self, model: str) -> Loop:
         cfg = self.settings.models[model]
         loop, row = await self._loop(model)
-        if not loop.open:
+        if not loop.open and loop.refresh_rows is None:
             return loop
         run = self._loop_runs.get(model)
         if run is not None and not run.done():
@@ -268,9 +269,10 @@ class RetrainService:
             return step.loop
         rows = 0
         if loop.change_at is not None:
+            need = loop.refresh_rows if not loop.open else None
             async with self.pool.acquire() as conn:
                 rows = await sql.post_change_rows(
-                    conn, model, loop.change_at, controller.needed_rows(loop, cfg.retrain)
+                    conn, model, loop.change_at, need or controller.needed_rows(loop, cfg.retrain)
                 )
         last_run = row["last_auto_retrain_at"]
         if last_run is not None and row["rearmed_at"] is not None and row["rearmed_at"] >= last_run:
@@ -435,10 +437,15 @@ class RetrainService:
     ) -> None:
         cfg = self.settings.models[model]
         async with self._lock(model):
+            loop, _ = await self._loop(model)
             if promoted:
                 await self._rearm(model, f"promoted by {reason}")
+                if loop.state == "training":  # a run of the loop's: refresh when data grows
+                    after = controller.promoted(
+                        loop, rows=rows, cfg=cfg.retrain, reason=f"promoted by {reason}"
+                    )
+                    await self._save(model, Loop(reason=f"promoted by {reason}"), after)
                 return
-            loop, _ = await self._loop(model)
             if loop.state != "training":
                 return
             step = controller.after_run(

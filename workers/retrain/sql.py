@@ -55,6 +55,7 @@ SAVE_LOOP = """
 UPDATE model_controls
 SET loop_state = $2, loop_version = $3, loop_trigger = $4, loop_detail = $5, change_at = $6,
     attempts = $7, last_attempt_rows = $8, next_attempt_at = $9, loop_reason = $10,
+    refresh_rows = $11,
     loop_since = CASE WHEN loop_state = $2 THEN loop_since ELSE now() END
 WHERE model = $1
 RETURNING loop_since
@@ -164,6 +165,7 @@ async def save_loop(conn: Conn, model: str, loop: Any) -> None:
         loop.last_attempt_rows,
         loop.next_attempt_at,
         loop.reason,
+        loop.refresh_rows,
     )
 
 
