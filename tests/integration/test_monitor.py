@@ -307,8 +307,8 @@ async def test_a_drift_alert_that_could_not_be_sent_is_raised_again(
     )
     publisher = FlakyPublisher(failures=1)
     monitor = MonitorService(settings, pool, publisher)
-    with pytest.raises(ConnectionError):
-        await monitor.drift.tick()
+    # The publish fails: the check is logged and counted, not raised (other models go on).
+    assert await monitor.drift.tick() == []
     raised = await monitor.drift.tick()
     assert [(e.feature, e.model_version) for e in raised] == [("x", "v1")]
     assert len(publisher.of_type(DriftDetected)) == 1

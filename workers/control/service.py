@@ -219,6 +219,7 @@ class ControlService:
                     "command_id": c.command_id,
                 },
             )
+        log.info("%s %s by %s: %s %s", c.command, c.model, c.issued_by, status, detail)
         return await self._answer(c, status, detail, data=data)
 
     async def _act(self, c: ControlCommand) -> tuple[str, str, dict[str, Any]]:
