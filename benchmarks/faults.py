@@ -499,20 +499,18 @@ class PostgresControl:
         return int((self.handle.pgdata / "postmaster.pid").read_text().split()[0])
 
     def _signal(self, sig: signal.Signals) -> None:
+        """The postmaster, then each of its children. Not one killpg: every PostgreSQL child
+        calls setsid(), so the postmaster's group holds only itself, and freezing it alone
+        leaves open connections served (only new ones hang)."""
         pid = self._postmaster()
-        if os.getpgid(pid) == pid:  # pg_ctl gives it a session of its own: the whole group
-            os.killpg(pid, sig)
-            return
-        # Otherwise never the group: it would be ours. The postmaster and its children.
-        children = []
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)  # first: a stopped postmaster forks no new children
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 fields = proc_stat(int(entry.name))
                 if fields is not None and fields[1] == str(pid):
-                    children.append(int(entry.name))
-        for p in [pid, *children]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, sig)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(entry.name), sig)
 
     def freeze(self) -> None:
         self._signal(signal.SIGSTOP)
