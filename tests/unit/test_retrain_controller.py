@@ -189,10 +189,13 @@ def test_training_never_starts_before_the_alerts_own_window() -> None:
 
 def test_a_promotion_on_few_rows_is_refreshed_as_post_change_data_grows() -> None:
     training = advance(opened(), facts(post_change_rows=500), CFG).loop
-    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1")
+    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1", champion="r1")
     assert after.state == "healthy" and after.refresh_rows == 2000 and after.change_at == T0
-    assert not advance(after, facts(post_change_rows=1999), CFG).start_run
-    step = advance(after, facts(post_change_rows=2000), CFG)
+    assert after.version == "r1"
+    assert not advance(after, facts(post_change_rows=1999, degraded=False), CFG).start_run
+    # Not while the champion shows a problem (the data may hold a new change).
+    assert not advance(after, facts(post_change_rows=2000, degraded=True), CFG).start_run
+    step = advance(after, facts(post_change_rows=2000, degraded=False), CFG)
     assert step.start_run and step.loop.trigger == "refresh" and step.loop.state == "training"
     # Promoted again: the next refresh waits for 4x more; not promoted: refreshing stops.
     again = controller.promoted(step.loop, rows=2000, cfg=CFG, reason="run 2")

@@ -104,13 +104,17 @@ def open_degradation(
     )
 
 
-def promoted(loop: Loop, *, rows: int, cfg: RetrainConfig, reason: str) -> Loop:
-    """The loop after a promotion: closed, with a refresh due once ``refresh_growth``
-    times the rows it learned from have matured after the change (up to ``max_rows``)."""
+def promoted(
+    loop: Loop, *, rows: int, cfg: RetrainConfig, reason: str, champion: str | None = None
+) -> Loop:
+    """The loop after a promotion of ``champion``: closed, with a refresh due once
+    ``refresh_growth`` times the rows it learned from have matured after the change (up
+    to ``max_rows``)."""
     growth = cfg.triggers.refresh_growth
     if loop.change_at is None or growth <= 0 or rows <= 0 or rows >= cfg.max_rows:
         return Loop(reason=reason)
     return Loop(
+        version=champion,
         change_at=loop.change_at,
         last_attempt_rows=rows,
         refresh_rows=min(int(np.ceil(rows * growth)), cfg.max_rows),
@@ -122,7 +126,9 @@ def advance(loop: Loop, facts: Facts, cfg: RetrainConfig) -> Step:
     """One step of the controller: wait, start a run, or give up."""
     if loop.state == "healthy":
         due = loop.refresh_rows is not None and facts.post_change_rows >= loop.refresh_rows
-        if not due or facts.paused or facts.running:
+        # Never while the champion shows a problem: the data since change_at may hold a
+        # new change, which its own degradation (and change point) must deal with.
+        if not due or facts.paused or facts.running or facts.degraded:
             return Step(loop)
         return Step(
             replace(

@@ -441,8 +441,13 @@ class RetrainService:
             if promoted:
                 await self._rearm(model, f"promoted by {reason}")
                 if loop.state == "training":  # a run of the loop's: refresh when data grows
+                    champion = await self.registry.champion(model)
                     after = controller.promoted(
-                        loop, rows=rows, cfg=cfg.retrain, reason=f"promoted by {reason}"
+                        loop,
+                        rows=rows,
+                        cfg=cfg.retrain,
+                        reason=f"promoted by {reason}",
+                        champion=champion["version"] if champion else None,
                     )
                     await self._save(model, Loop(reason=f"promoted by {reason}"), after)
                 return
