@@ -1091,12 +1091,13 @@ def markdown(
     )
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the ``SECTION`` of ``path`` (up to the next level-2 heading), or add it."""
+def write_section(path: Path, section: str, heading: str = SECTION) -> None:
+    """Replace the section under ``heading`` of ``path`` (up to the next level-2 heading),
+    or add it; the other sections stay as they are."""
     text = path.read_text() if path.is_file() else "# Benchmarks\n"
     lines = text.splitlines()
     try:
-        start = lines.index(SECTION)
+        start = lines.index(heading)
     except ValueError:
         new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
     else:
@@ -1159,11 +1160,11 @@ def _parser() -> argparse.ArgumentParser:
 class _Bar:
     progress: Progress
     task_id: Any
-    model: str
+    label: str  # the model or fault the bar follows
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         self.progress.update(
-            self.task_id, description=f"{self.model}: {stage}", completed=done, total=total
+            self.task_id, description=f"{self.label}: {stage}", completed=done, total=total
         )
 
 

@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
@@ -1096,21 +1096,6 @@ def markdown(
     )
 
 
-def write_section(path: Path, heading: str, section: str) -> None:
-    """Replace the section under ``heading`` (up to the next level-2 heading), or add it."""
-    text = path.read_text() if path.is_file() else "# Benchmarks\n"
-    lines = text.splitlines()
-    try:
-        start = lines.index(heading)
-    except ValueError:
-        path.write_text(text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n")
-        return
-    end = next((k for k in range(start + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
-    after = lines[end:]
-    new = "\n".join([*lines[:start], *section.rstrip("\n").splitlines()]) + "\n"
-    path.write_text(new + ("\n" + "\n".join(after) + "\n" if after else ""))
-
-
 def command_line(argv: Sequence[str]) -> str:
     module = " ".join(["python -m benchmarks.faults", *argv])
     if os.environ.get("MAKELEVEL"):
@@ -1140,18 +1125,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to drain")
     parser.add_argument("--write", type=Path, default=None, help="e.g. BENCHMARKS.md")
     return parser
-
-
-@dataclass
-class _Bar:
-    progress: Progress
-    task_id: Any
-    fault: str
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        self.progress.update(
-            self.task_id, description=f"{self.fault}: {stage}", completed=done, total=total
-        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1185,7 +1158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         with Progress(*columns, console=console) as progress:
             for fault in args.faults:
-                bar = _Bar(progress, progress.add_task(fault, total=args.events), fault)
+                bar = efficacy._Bar(progress, progress.add_task(fault, total=args.events), fault)
                 try:
                     result = asyncio.run(
                         run_fault(
@@ -1232,7 +1205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rate=args.rate,
             kills=args.kills,
         )
-        write_section(path, SECTION, section)
+        efficacy.write_section(path, section, SECTION)
         console.print(f"wrote the '{SECTION[3:]}' section of {path}")
     failed = [r.fault for r in results if not r.ok] + list(errors)
     if failed:

@@ -96,10 +96,8 @@ class RetrainService:
         cfg = self.settings.models[model]
         async with self.pool.acquire() as conn:
             ctl = await sql.control(conn, model)
-            running = await conn.fetchval(
-                "SELECT count(*) FROM retrain_runs WHERE model = $1 AND status = 'running'", model
-            )
-        state = ControlState(bool(ctl["paused"]), ctl["last_auto_retrain_at"], running > 0)
+            running = await sql.is_running(conn, model)
+        state = ControlState(bool(ctl["paused"]), ctl["last_auto_retrain_at"], running)
         return decide(kind, cfg.retrain, state, self.clock())
 
     async def trigger(
@@ -331,10 +329,7 @@ class RetrainService:
 
     async def _running(self, model: str) -> bool:
         async with self.pool.acquire() as conn:
-            n = await conn.fetchval(
-                "SELECT count(*) FROM retrain_runs WHERE model = $1 AND status = 'running'", model
-            )
-        return bool(n)
+            return await sql.is_running(conn, model)
 
     async def rearm(self, model: str, reason: str) -> None:
         """A new champion (promotion or rollback): the loop closes, its cooldown ends, and

@@ -80,6 +80,8 @@ WHERE id = $1
 TRY_RUN_LOCK = "SELECT pg_try_advisory_lock(7301003, hashtext($1))"
 RUN_UNLOCK = "SELECT pg_advisory_unlock(7301003, hashtext($1))"
 
+RUNNING_COUNT = "SELECT count(*) FROM retrain_runs WHERE model = $1 AND status = 'running'"
+
 RUNNING_MODELS = "SELECT DISTINCT model FROM retrain_runs WHERE status = 'running'"
 
 ABANDON_RUNS = """
@@ -193,6 +195,10 @@ async def try_run_lock(conn: Conn, model: str) -> bool:
 
 async def run_unlock(conn: Conn, model: str) -> None:
     await conn.execute(RUN_UNLOCK, model)
+
+
+async def is_running(conn: Conn, model: str) -> bool:
+    return bool(await conn.fetchval(RUNNING_COUNT, model))
 
 
 async def abandon_dead_runs(conn: Conn) -> list[int]:
