@@ -32,6 +32,10 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             "no models are configured: every prediction will be dead-lettered as unknown. "
             "Pass --config FILE (config/demo.toml is the demo's profile) or set OL_CONFIG_FILE."
         )
+    if args.role is not None:
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"role": args.role})}
+        )
     with ensure_infra(settings) as resolved:
         run_worker(resolved)
     return 0
@@ -230,7 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
         "`demo` uses config/demo.toml when neither is given)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("worker", help="run the worker (starts embedded infra if none configured)")
+    worker = sub.add_parser(
+        "worker", help="run the worker (starts embedded infra if none configured)"
+    )
+    worker.add_argument(
+        "--role",
+        choices=("all", "ingest", "loop"),
+        default=None,
+        help="ingest: consume and join only (scale out with more of these); loop: "
+        "monitoring, challengers, retraining and commands (one is enough); all: both "
+        "(default: worker.role, itself all by default)",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     infra = sub.add_parser("infra", help="embedded broker and PostgreSQL in the background")
     infra.add_argument("action", choices=("up", "down", "status"))

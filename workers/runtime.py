@@ -14,6 +14,7 @@ from schemas import ChallengerAhead, DriftDetected, Message, QualityAlertRaised
 from schemas.base import utc_now
 from workers.control.service import ControlService
 from workers.db.pool import create_pool
+from workers.ingest.consumer import BatchConsumer
 from workers.ingest.service import DeadLetterSink, IngestService
 from workers.monitor.service import MonitorService
 from workers.publish import EventPublisher
@@ -119,6 +120,8 @@ class Runtime:
         self.consumer_lag: int | None = None
         self.monitor_ok_at: datetime | None = None
         self.monitor_error: str | None = None
+        # Set when this process ingests (roles ingest and all): its partitions for /health.
+        self.ingest_consumer: BatchConsumer | None = None
 
     def monitor_ran(self, error: BaseException | None) -> None:
         if error is None:

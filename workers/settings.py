@@ -65,7 +65,15 @@ class TopicsConfig(_Frozen):
         return [self.predictions, self.outcomes, self.feedback]
 
 
+Role = Literal["all", "ingest", "loop"]
+
+
 class WorkerConfig(_Frozen):
+    role: Role = Field(
+        "all",
+        description="ingest: consume and join only; loop: monitoring, challengers, retraining "
+        "and commands; all: both in one process",
+    )
     session_timeout_seconds: float = Field(8.0, gt=0)
     heartbeat_interval_seconds: float = Field(1.0, gt=0)
     commit_interval_seconds: float = Field(1.0, gt=0)
@@ -76,6 +84,13 @@ class WorkerConfig(_Frozen):
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)
+    shutdown_timeout_seconds: float = Field(
+        15.0, gt=0, description="after SIGTERM, exit anyway; uncommitted events are redelivered"
+    )
+    db_connect_timeout_seconds: float = Field(10.0, gt=0)
+    db_command_timeout_seconds: float = Field(
+        300.0, gt=0, description="longest one SQL statement may run (dataset loads included)"
+    )
 
 
 class HealthConfig(_Frozen):

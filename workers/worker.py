@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import NoReturn
+import os
+import signal
+import threading
+from typing import Any, NoReturn
+
+from faust.worker import Worker
 
 from workers.app import create_app
 from workers.control import agents as control_agents
@@ -40,10 +45,37 @@ async def prepare(settings: Settings) -> None:
         log.info("created topics: %s", ", ".join(created))
 
 
+class BoundedWorker(Worker):
+    """A Faust worker whose shutdown cannot hang: once a stop signal arrives, a thread
+    (which a stuck event loop cannot block) ends the process after `timeout` seconds.
+    Offsets are committed only after durable writes, so whatever was in flight is
+    delivered again to the next worker; nothing is lost by not waiting."""
+
+    def __init__(self, *args: Any, shutdown_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shutdown_timeout = shutdown_timeout
+        self._watchdog: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self._shutdown_timeout, self._give_up, (signal,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+        super()._schedule_shutdown(signal)
+
+    def _give_up(self, sig: signal.Signals) -> None:
+        log.warning(
+            "still stopping %.0f s after %s (PostgreSQL or Kafka not answering?); exiting "
+            "now, uncommitted events will be delivered again",
+            self._shutdown_timeout,
+            sig.name,
+        )
+        logging.shutdown()
+        os._exit(0)
+
+
 def run_worker(settings: Settings) -> NoReturn:
     """Block running the Faust worker until it is stopped (SIGINT/SIGTERM)."""
-    from faust.worker import Worker
-
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -51,8 +83,20 @@ def run_worker(settings: Settings) -> NoReturn:
     app = create_app(settings)
     sink = FaustDeadLetterSink(bytes_topic(app, settings.topics.dlq, settings))
     runtime = Runtime(settings, sink, FaustPublisher(app, settings))
-    ingest_agents.register(app, runtime)
-    monitor_agents.register(app, runtime)
-    control_agents.register(app, runtime)
-    worker = Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
+    role = settings.worker.role
+    if role in ("ingest", "all"):
+        ingest_agents.register(app, runtime)
+    if role in ("loop", "all"):
+        ingest_agents.register_sweep(app, runtime)
+        monitor_agents.register(app, runtime)
+        control_agents.register(app, runtime)
+    monitor_agents.register_web(app, runtime)
+    log.info("worker role: %s", role)
+    worker = BoundedWorker(
+        app,
+        loglevel=settings.log_level,
+        loop=loop,
+        quiet=True,
+        shutdown_timeout=settings.worker.shutdown_timeout_seconds,
+    )
     worker.execute_from_commandline()

@@ -30,6 +30,7 @@ from tests.integration.worker_process import wait_until
 from workers.control.client import send_command
 from workers.control.signing import sign, signing_key
 from workers.infra.net import free_port
+from workers.ingest.consumer import ingest_group
 from workers.producer import EventProducer
 from workers.settings import (
     GatesConfig,
@@ -263,7 +264,7 @@ async def test_the_worker_serves_metrics_health_status_and_reports_lag(
 
     records = await read_topic(settings, settings.topics.lag, expected=1)
     report = LagMeasured.model_validate_json(records[0].value)  # type: ignore[attr-defined]
-    assert report.consumer_group == settings.app_id
+    assert report.consumer_group == ingest_group(settings)
     assert {p.topic for p in report.partitions} == set(settings.topics.ingest_names())
     assert report.pending_total >= 0 and report.window_seconds > 0
 

@@ -31,8 +31,15 @@ def dsn_of(settings: Settings) -> str:
 
 async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int = 4) -> asyncpg.Pool:
     try:
+        # Timeouts bound every wait on a frozen server, including the cancel request
+        # asyncpg sends when a task is cancelled mid-query (unbounded without one).
         pool = await asyncpg.create_pool(
-            dsn_of(settings), min_size=min_size, max_size=max_size, init=_init_connection
+            dsn_of(settings),
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            timeout=settings.worker.db_connect_timeout_seconds,
+            command_timeout=settings.worker.db_command_timeout_seconds,
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise InfraError(f"cannot connect to PostgreSQL: {exc}") from exc

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def register(app: faust.App, runtime: Runtime) -> None:
+    """The leader's monitoring timers (roles loop and all)."""
     cadence = runtime.settings.monitoring
     probe = ConsumerLagProbe(runtime.settings)
 
@@ -50,6 +51,15 @@ def register(app: faust.App, runtime: Runtime) -> None:
         except Exception:
             log.exception("lag report failed; retrying at the next one")
 
+
+def register_web(app: faust.App, runtime: Runtime) -> None:
+    """Every role serves /metrics, /health and /status."""
+
+    def assigned() -> int:
+        if runtime.ingest_consumer is not None:
+            return runtime.ingest_consumer.assigned()
+        return len(app.consumer.assignment()) if app.consumer else 0
+
     @app.page("/metrics")
     async def prometheus(web: View, request: Request) -> Response:
         # aiohttp wants the charset apart from the media type.
@@ -63,11 +73,11 @@ def register(app: faust.App, runtime: Runtime) -> None:
             Observed(
                 now=utc_now(),
                 database_error=await runtime.database_error(),
-                assigned_partitions=len(app.consumer.assignment()) if app.consumer else 0,
+                assigned_partitions=assigned(),
                 started_at=runtime.started_at,
                 last_batch_at=runtime.last_batch_at,
                 consumer_lag=runtime.consumer_lag,
-                leader=app.is_leader(),
+                leader=runtime.settings.worker.role != "ingest" and app.is_leader(),
                 monitor_ok_at=runtime.monitor_ok_at,
                 monitor_error=runtime.monitor_error,
             ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import PartitionLag
+from workers.ingest.consumer import ingest_group
 from workers.settings import Settings
 
 
@@ -25,7 +26,7 @@ class ConsumerLagProbe:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
                 bootstrap_servers=self.settings.kafka_bootstrap,
-                group_id=self.settings.app_id,
+                group_id=ingest_group(self.settings),
                 enable_auto_commit=False,
             )
             await consumer.start()

@@ -18,6 +18,7 @@ from schemas import ChallengerAhead, DriftDetected, LagMeasured, Message, Qualit
 from schemas.base import utc_now
 from workers import metrics
 from workers.control.signing import signing_key
+from workers.ingest.consumer import ingest_group
 from workers.monitor import sql
 from workers.monitor.drift import DriftEvaluator
 from workers.monitor.episodes import EpisodeTracker
@@ -462,7 +463,7 @@ class MonitorService:
             pending_total, oldest = await sql.pending(conn)
         total = done["total"]
         report = LagMeasured(
-            consumer_group=self.settings.app_id,
+            consumer_group=ingest_group(self.settings),
             partitions=partitions,
             label_delay_p50_seconds=delays[0] if delays else None,
             label_delay_p90_seconds=delays[1] if delays else None,
