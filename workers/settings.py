@@ -422,6 +422,13 @@ class ShadowConfig(_Frozen):
     min_examples: int = Field(500, ge=1, description="before a challenger can be ahead")
     margin: float = Field(0.05, ge=0, description="relative improvement that counts as ahead")
     sample_share: float = Field(1.0, gt=0, le=1, description="share of examples learned from")
+    max_learn_per_second: float = Field(
+        1000.0,
+        gt=0,
+        description="challengers learn from at most this many examples a second (short bursts "
+        "up to two seconds' worth); under more load the rest are skipped and counted, so "
+        "challengers sample rather than fall behind or slow ingestion",
+    )
     on_ahead: Literal["none", "retrain"] = "none"
     checkpoint_every: int = Field(1000, ge=1, description="examples between checkpoints")
 

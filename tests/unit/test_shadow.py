@@ -13,6 +13,7 @@ from workers.shadow.tracker import ShadowTracker
 
 
 def cfg(*keys: str, **shadow: object) -> ModelConfig:
+    shadow.setdefault("max_learn_per_second", 1e9)  # no rate budget unless a test sets one
     return ModelConfig(
         horizon_seconds=60,
         shadow=ShadowConfig(challengers=keys, window=300, min_examples=300, margin=0.1, **shadow),
@@ -70,6 +71,24 @@ def test_sampling_scores_both_sides_on_the_same_examples() -> None:
         tracker.observe(i + 1, f"p{i}", x, champ, label)
     learned = tracker.challengers["linear"].learned
     assert 400 < learned < 600 and tracker.skipped == 2000 - learned
+
+
+def test_under_load_challengers_learn_at_their_rate_and_count_the_rest() -> None:
+    now = [0.0]
+    tracker = ShadowTracker("ctr", cfg("linear", max_learn_per_second=100), clock=lambda: now[0])
+    # 1,000 examples a second for 10 s: a burst of 200 first, then 100 a second.
+    for i, x, champ, label in stream(10_000, drift_at=10**9):
+        now[0] = i / 1000
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+    learned = tracker.challengers["linear"].learned
+    assert 200 + 100 * 9 <= learned <= 200 + 100 * 10 + 1
+    assert tracker.skipped == 10_000 - learned
+    # Back under the rate, every example is learned again.
+    before = learned
+    for i, x, champ, label in stream(50, drift_at=10**9):
+        now[0] = 20 + i / 10
+        tracker.observe(20_000 + i, f"q{i}", x, champ, label)
+    assert tracker.challengers["linear"].learned == before + 50
 
 
 def test_examples_before_a_checkpoint_are_not_learned_twice() -> None:

@@ -6,6 +6,7 @@ on which worker matured them, and rebuilds its windows from PostgreSQL after a r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,9 +160,7 @@ class MonitorService:
                 self._seq,
                 reference,
             )
-        for row in rows:
-            # A version's reference rows older than its windows set its reference only.
-            self._feed(_example(row), alerting=False, windows=row["in_window"])
+        await asyncio.to_thread(self._feed_rows, rows, alerting=False)
         self._warm = True
         log.info("monitor warmed up from %d stored examples (seq %d)", len(rows), self._seq)
 
@@ -208,6 +207,15 @@ class MonitorService:
             )
         ]
 
+    def _feed_rows(self, rows: list[Any], *, alerting: bool) -> list[DriftDetected]:
+        found: list[DriftDetected] = []
+        for row in rows:
+            # In a warm start a version's reference rows older than its windows set its
+            # reference only (in_window false).
+            windows = True if alerting else bool(row["in_window"])
+            found += self._feed(_example(row), alerting=alerting, windows=windows)
+        return found
+
     async def tick_quality(self) -> int:
         """Feed newly matured examples; snapshot on cadence and on alert. Returns how many."""
         if not self._warm:
@@ -219,8 +227,9 @@ class MonitorService:
         while True:
             async with self.pool.acquire() as conn:
                 rows = await sql.tail_examples(conn, self._seq, batch, self._with_features())
-            for row in rows:
-                error_alerts += self._feed(_example(row), alerting=True)
+            # Trackers and challengers are CPU work: a thread keeps the event loop free
+            # (this tick is the only writer of the monitor's state; readers only look up).
+            error_alerts += await asyncio.to_thread(self._feed_rows, rows, alerting=True)
             if rows:
                 self._seq = rows[-1]["matured_seq"]
             fed += len(rows)

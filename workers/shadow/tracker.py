@@ -8,6 +8,8 @@ challengers' scores are honest, and both sides are scored on exactly the same ex
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,7 +75,10 @@ class ShadowTracker:
     model: str
     cfg: ModelConfig
     challengers: dict[str, Challenger] = field(default_factory=dict)
-    skipped: int = 0
+    skipped: int = 0  # examples not learned from: sampled out, or over the rate budget
+    clock: Callable[[], float] = time.monotonic
+    _tokens: float = -1.0  # learning budget (token bucket); full at the first example
+    _refilled_at: float = 0.0
     _episodes: EpisodeTracker = field(default_factory=lambda: EpisodeTracker(clear_after=50))
 
     def __post_init__(self) -> None:
@@ -112,7 +117,7 @@ class ShadowTracker:
         champion_prediction: float,
         label: float,
     ) -> None:
-        if not sampled(prediction_id, self.cfg.shadow.sample_share):
+        if not sampled(prediction_id, self.cfg.shadow.sample_share) or not self._budget():
             self.skipped += 1
             return
         task = self.cfg.task
@@ -125,6 +130,20 @@ class ShadowTracker:
             challengers.learn(ch.model, x, label, task)
             ch.learned += 1
             ch.seq = seq
+
+    def _budget(self) -> bool:
+        """Take one example from the learning budget of max_learn_per_second."""
+        rate = self.cfg.shadow.max_learn_per_second
+        now = self.clock()
+        if self._tokens < 0:
+            self._tokens = 2 * rate
+        else:
+            self._tokens = min(2 * rate, self._tokens + rate * (now - self._refilled_at))
+        self._refilled_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     def standings(self) -> dict[str, tuple[float, float, int]]:
         """challenger -> (its metric, the champion's on the same examples, examples)."""
