@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 
 def training_pool() -> ProcessPoolExecutor:
     # "spawn": the child gets no copy of this process's event loop and broker threads.
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    # One run per child: a run's dataset lives only there, and its memory goes with it.
+    return ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
+    )
 
 
 class Services:

@@ -14,7 +14,7 @@ from workers.settings import Settings
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 
-async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+async def init_connection(conn: asyncpg.Connection[Any]) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
             typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
@@ -37,7 +37,7 @@ async def create_pool(settings: Settings, *, min_size: int = 1, max_size: int = 
             dsn_of(settings),
             min_size=min_size,
             max_size=max_size,
-            init=_init_connection,
+            init=init_connection,
             timeout=settings.worker.db_connect_timeout_seconds,
             command_timeout=settings.worker.db_command_timeout_seconds,
         )

@@ -15,52 +15,29 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-import numpy as np
 
 from schemas import ModelRegistered, ModelRejected, RetrainExhausted, RetrainStateChanged
 from schemas.base import utc_now
+from workers.db.pool import dsn_of
 from workers.publish import EventPublisher
 from workers.registry.service import SYSTEM, Registry
 from workers.retrain import controller, sql
 from workers.retrain.controller import Facts, Loop
 from workers.retrain.dataset import (
     LeakageError,
-    Row,
-    check_leakage,
-    load_dataset,
-    temporal_split,
-    training_start,
 )
 from workers.retrain.gates import (
-    DataView,
     GateResult,
-    ModelView,
-    data_gates,
     first_failure,
-    model_gates,
 )
-from workers.retrain.models import load_model
-from workers.retrain.scoring import score
-from workers.retrain.trainer import TrainJob, train_in_process
+from workers.retrain.pipeline import RunJob, run_job
 from workers.retrain.triggers import ControlState, Decision, TriggerKind, decide
 from workers.settings import ModelConfig, Settings
 
 log = logging.getLogger(__name__)
-
-
-def _numeric_columns(rows: list[Row], names: list[str]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        values = [r.features.get(name) for r in rows]
-        if all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
-        ):
-            out[name] = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
-    return out
 
 
 class RetrainService:
@@ -495,145 +472,60 @@ class RetrainService:
         change_at: datetime | None,
     ) -> tuple[str, str | None]:
         now = self.clock()
-        t = time.perf_counter()
         async with self.pool.acquire() as conn:
-            since = await training_start(conn, model, cfg, change_at)
-            rows, early = await load_dataset(conn, model, cfg, change_at)
             serving = await sql.serving_version(conn, model)
-        dataset_info["window"] = {
-            "basis": "after the change" if change_at else "lookback before the newest example",
-            "from": since.isoformat() if since else None,
-            "change_at": change_at.isoformat() if change_at else None,
-        }
-        timings["dataset_export"] = time.perf_counter() - t
         if await self.registry.champion(model) is None and serving is not None:
             await self.registry.adopt_external(model, serving)
         champion = await self.registry.champion(model)
 
-        t = time.perf_counter()
-        names = list(cfg.features) or sorted({k for r in rows for k in r.features})
-        leakage = check_leakage(rows, names)
-        split = temporal_split(rows, cfg.retrain.validation_share, cfg.retrain.recent_seconds)
-        dataset_info.update(
-            split.describe(),
-            rows=len(rows),
-            left_out_early_labels=early,
-            leakage_checked=leakage,
-            features=names,
-        )
-        report += data_gates(
-            DataView(
-                task=cfg.task,
-                labels=np.array([r.label for r in rows], dtype=float),
-                predicted_at=np.array([r.predicted_at.timestamp() for r in rows], dtype=float),
-                features=_numeric_columns(rows, names),
-            ),
-            cfg.retrain.gates,
-        )
-        timings["data_gates"] = time.perf_counter() - t
-        failed = first_failure(report)
-        if failed is not None:
-            await self._gated(model, run_id, None, failed)
-            return "gated", None
-
-        t = time.perf_counter()
         final_dir = (self.settings.artifacts_dir / model / version).resolve()
         work_dir = final_dir.with_name(f".{version}.partial")
         shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(parents=True)
-        job = TrainJob(
-            task=cfg.task,
-            metric=cfg.retrain_metric,
-            kinds=tuple(cfg.retrain.candidates),
-            feature_names=tuple(names),
-            train_rows=[dict(r.features) for r in split.train],
-            train_labels=[r.label for r in split.train],
-            val_rows=[dict(r.features) for r in split.validation],
-            val_labels=[r.label for r in split.validation],
-            params=dict(cfg.retrain.params),
-            seed=run_id,
-            output_dir=str(work_dir),
+        job = RunJob(
+            dsn=dsn_of(self.settings),
+            model=model,
+            cfg=cfg,
+            run_id=run_id,
+            change_at=change_at,
+            work_dir=str(work_dir),
+            champion_dir=champion["artifact_dir"] if champion is not None else None,
+            champion_files=champion["files"] if champion is not None else None,
+            has_champion=champion is not None,
         )
+        t = time.perf_counter()
         try:
-            outcome = await asyncio.get_running_loop().run_in_executor(
-                self.executor, train_in_process, job
-            )
+            # Dataset, gates, training and evaluation all happen in the training process.
+            result = await asyncio.get_running_loop().run_in_executor(self.executor, run_job, job)
         except BrokenProcessPool:
             # The training process died (out of memory, killed): later runs get a new pool.
             if self._executor_factory is not None:
                 self.executor = self._executor_factory()
             raise
+        finally:
+            timings["in_training_process"] = time.perf_counter() - t
+        dataset_info.update(result.dataset_info)
+        report += result.report
+        timings.update(result.timings)
+        outcome = result.outcome
+        if outcome is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+            failed = first_failure(report)
+            assert failed is not None, "a run without a model stops at a data gate"
+            await self._gated(model, run_id, None, failed)
+            return "gated", None
         shutil.rmtree(final_dir, ignore_errors=True)
         work_dir.rename(final_dir)  # the version's folder appears whole or not at all
-        timings["training"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        candidate = load_model(final_dir, outcome.files)
-        champ_model = None
-        if champion is not None and champion["artifact_dir"]:
-            champ_model = load_model(Path(champion["artifact_dir"]), champion["files"])
-
-        def predict(rows: list[Row], who: str) -> np.ndarray | None:
-            if not rows:
-                return None
-            feats = [dict(r.features) for r in rows]
-            if who == "candidate":
-                return candidate.predict(feats)
-            if champ_model is not None:
-                return champ_model.predict(feats)
-            # No artifact for the champion (it was trained elsewhere): its own logged
-            # scores on these rows stand in for it. Comparison only, never a label.
-            return np.array([r.prediction for r in rows], dtype=float)
-
-        candidate_eval = predict(split.validation, "candidate")
-        if candidate_eval is None:
-            raise ValueError("no validation rows: the dataset is too small to split")
-        val_labels = np.array([r.label for r in split.validation], dtype=float)
-        recent_labels = (
-            np.array([r.label for r in split.recent], dtype=float) if split.recent else None
-        )
-        view = ModelView(
-            task=cfg.task,
-            metric=cfg.retrain_metric,
-            eval_labels=val_labels,
-            candidate_eval=candidate_eval,
-            champion_eval=predict(split.validation, "champion") if champion is not None else None,
-            recent_labels=recent_labels,
-            candidate_recent=predict(split.recent, "candidate"),
-            champion_recent=predict(split.recent, "champion") if champion is not None else None,
-            contract_features=tuple(cfg.features),
-            candidate_features=tuple(candidate.spec.names),
-            contract_task=cfg.task,
-            candidate_task=candidate.task,
-        )
-        report += model_gates(view, cfg.retrain.gates, seed=run_id)
-        timings["evaluation"] = time.perf_counter() - t
-
-        metrics = {
-            f"validation_{cfg.retrain_metric}": score(
-                cfg.retrain_metric, val_labels, view.candidate_eval
-            ),
-        }
-        if view.champion_eval is not None:
-            metrics[f"champion_validation_{cfg.retrain_metric}"] = score(
-                cfg.retrain_metric, val_labels, view.champion_eval
-            )
-        if recent_labels is not None and view.candidate_recent is not None:
-            metrics[f"recent_{cfg.retrain_metric}"] = score(
-                cfg.retrain_metric, recent_labels, view.candidate_recent
-            )
+        metrics = result.metrics
         card = {
             "model": model,
             "version": version,
             "kind": outcome.best_kind,
             "task": cfg.task,
             "features": outcome.spec,
-            "training_window": split.describe(),
-            "samples": {
-                "train": len(split.train),
-                "validation": len(split.validation),
-                "recent": len(split.recent),
-            },
+            "training_window": result.split,
+            "samples": result.samples,
             "candidates": outcome.validation_metrics,
             "metrics": metrics,
             "gate_report": [g.to_dict() for g in report],
