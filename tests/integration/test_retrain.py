@@ -3,11 +3,16 @@ triggers, gates, registry, approval, rollback, commands and their replays."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import jcs  # type: ignore[import-untyped]
 import numpy as np
 import pytest
 
@@ -341,3 +346,36 @@ async def test_a_command_accepted_by_a_worker_that_died_is_finished_on_redeliver
     assert paused[0]["paused"] is True
     again = await s.control.handle(raw)
     assert again is not None and again.replayed and again.status == "done"
+
+
+async def test_a_command_signed_by_hand_with_another_jcs_library_is_accepted(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    """What a producer in another language does: write the JSON with only the fields it
+    needs, sign RFC 8785 canonical JSON with HMAC-SHA256 (here the independent `jcs`
+    package, not the project's code), send. The worker pauses the model."""
+    s, _, settings = services
+    body = {
+        "command": "pause",
+        "event_id": str(uuid.uuid4()),
+        "model": "ctr",
+        "issued_by": "ops-go-client",
+        "issued_at": datetime.now(UTC).isoformat(),
+        "reason": "maintenance window: naïve café ☕",
+    }
+    key = signing_key(settings)
+    body["signature"] = hmac.new(key, jcs.canonicalize(body), hashlib.sha256).hexdigest()
+    # Member order and spacing on the wire do not matter: JCS fixes them when verifying.
+    wire = json.dumps(dict(reversed(list(body.items()))), indent=2, ensure_ascii=True).encode()
+    result = await s.control.handle(RawMessage(settings.topics.control, 0, 5, None, wire))
+    assert result is not None and result.status == "done", result
+    paused = await fetch(pool, "SELECT paused FROM model_controls WHERE model = 'ctr'")
+    assert paused[0]["paused"] is True
+
+    # The same body with one character changed after signing is refused.
+    tampered = {**body, "reason": body["reason"] + "!", "event_id": str(uuid.uuid4())}
+    refused = await s.control.handle(
+        RawMessage(settings.topics.control, 0, 6, None, json.dumps(tampered).encode())
+    )
+    assert refused is not None and refused.status == "refused"
+    assert "signature does not match" in refused.detail

@@ -15,8 +15,9 @@ class Verdict:
     reason: str
 
 
-def authorize(command: Command, cfg: ControlConfig, keys: list[bytes]) -> Verdict:
-    signed = verify(command, keys)
+def authorize(command: Command, raw: bytes, cfg: ControlConfig, keys: list[bytes]) -> Verdict:
+    """``raw`` is the message as received: the signature covers it, not a re-serialisation."""
+    signed = verify(raw, keys)
     listed = command.issued_by in cfg.allowed_issuers
     why_sig = (
         "signature valid"

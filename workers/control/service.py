@@ -133,7 +133,7 @@ class ControlService:
             await self._publish_dead(row)
             return None
         payload = command.model_dump(mode="json")
-        verdict = authorize(command, self.settings.control, self._keys)
+        verdict = authorize(command, raw.value, self.settings.control, self._keys)
         if not verdict.allowed:
             return await self._refuse(
                 raw, command, f"not authorised: {verdict.reason}", "unauthorized", payload

@@ -1,4 +1,10 @@
-"""HMAC signatures on commands, and where the key comes from."""
+"""HMAC signatures on commands, and where the key comes from.
+
+A command's signature is HMAC-SHA256, hex, over the RFC 8785 (JCS) canonical JSON of the
+command object exactly as sent, without its ``signature`` member. Any language with a JCS
+library can sign (README: "Signing a command"); the worker verifies the bytes it received,
+not its own re-serialisation, so fields a producer leaves to their defaults are fine.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,11 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import rfc8785
 
 from schemas.commands import Command
 from workers.settings import Settings
@@ -15,25 +25,35 @@ from workers.settings import Settings
 KEY_FILE = "control.key"
 
 
-def canonical(command: Command) -> bytes:
-    """The signed bytes: the command without its signature, keys sorted, no spaces."""
-    body = command.model_dump(mode="json", exclude={"signature"})
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+def canonical(body: Mapping[str, Any]) -> bytes:
+    """The signed bytes: JCS of the command object without its signature."""
+    return rfc8785.dumps({k: v for k, v in body.items() if k != "signature"})
+
+
+def signature(body: Mapping[str, Any], key: bytes) -> str:
+    return hmac.new(key, canonical(body), hashlib.sha256).hexdigest()
 
 
 def sign(command: Command, key: bytes) -> Command:
-    digest = hmac.new(key, canonical(command), hashlib.sha256).hexdigest()
-    return command.model_copy(update={"signature": digest})
+    """The command with its signature over what `to_bytes()` will send."""
+    body = command.model_dump(mode="json", exclude={"signature"})
+    return command.model_copy(update={"signature": signature(body, key)})
 
 
-def verify(command: Command, keys: list[bytes]) -> bool:
-    if not command.signature:
+def verify(raw: bytes, keys: list[bytes]) -> bool:
+    """Whether the message as received carries a signature by one of ``keys``."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
         return False
-    body = canonical(command)
-    return any(
-        hmac.compare_digest(hmac.new(k, body, hashlib.sha256).hexdigest(), command.signature)
-        for k in keys
-    )
+    given = body.get("signature") if isinstance(body, dict) else None
+    if not isinstance(given, str) or not given:
+        return False
+    try:
+        expected = [signature(body, k) for k in keys]
+    except (rfc8785.CanonicalizationError, ValueError, TypeError):
+        return False
+    return any(hmac.compare_digest(e, given) for e in expected)
 
 
 def signing_key(settings: Settings) -> bytes:
