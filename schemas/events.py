@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from schemas.base import AwareTime, Features, Identifier, Message, utc_now
+from schemas.base import AwareTime, Features, Identifier, Message, Number, utc_now
 
 
 class PredictionMade(Message):
@@ -19,7 +19,7 @@ class PredictionMade(Message):
     model_version: Identifier
     entity_id: Identifier | None = Field(None, description="joins outcomes that carry no id")
     features: Features = Field(default_factory=dict, description="inputs as of prediction time")
-    prediction: float = Field(..., allow_inf_nan=False)
+    prediction: Number
     predicted_class: Identifier | None = Field(None, description="class label, if a classifier")
     predicted_at: AwareTime = Field(default_factory=utc_now)
 
@@ -32,7 +32,7 @@ class OutcomeObserved(Message):
     entity_id: Identifier | None = None
     model: Identifier | None = Field(None, description="limits entity attribution to one model")
     outcome_kind: Identifier = Field(..., description="e.g. purchase, click, measured")
-    value: float = Field(..., allow_inf_nan=False, description="1.0 for an event, or a rate")
+    value: Number = Field(..., description="1.0 for an event, or a rate")
     observed_at: AwareTime = Field(default_factory=utc_now)
 
     @model_validator(mode="after")
@@ -47,7 +47,7 @@ class FeedbackGiven(Message):
 
     kind: Literal["feedback"] = "feedback"
     prediction_id: Identifier
-    label: float = Field(..., allow_inf_nan=False)
+    label: Number
     source: Identifier = Field("human", description="e.g. human, override, audit")
     given_at: AwareTime = Field(default_factory=utc_now)
 

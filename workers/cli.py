@@ -207,6 +207,34 @@ def _cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.serving.policy import ServingOptions
+    from workers.serving.server import serve
+
+    settings = _resolve(settings, kafka=True, database=True)
+    models = args.model or sorted(settings.models)
+    unknown = [m for m in models if m not in settings.models]
+    if not models or unknown:
+        known = ", ".join(sorted(settings.models)) or "none: pass --config"
+        raise OutcomeLoopError(f"unknown model(s) {unknown or models} (configured: {known})")
+    options = ServingOptions(
+        confidence_threshold=args.confidence_threshold,
+        blend_weight=1.0,
+        canary_share=args.canary_share,
+    )
+    asyncio.run(
+        serve(
+            settings,
+            models,
+            host=args.host,
+            port=args.port,
+            options=options,
+            fallback_score=args.fallback_score,
+        )
+    )
+    return 0
+
+
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from workers.demo import run_demo
 
@@ -273,6 +301,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--reason", default="", help="recorded in the audit log")
         p.add_argument("--by", help="who is issuing it (default: your user name)")
         p.add_argument("--timeout", type=float, help="seconds to wait for the result")
+    serve = sub.add_parser(
+        "serve", help="score over HTTP (Open Inference Protocol v2), logging every prediction"
+    )
+    serve.add_argument(
+        "--model", action="append", help="a configured model to serve (repeat; default: all)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--canary-share", type=float, default=0.0, help="share routed to a candidate version"
+    )
+    serve.add_argument(
+        "--confidence-threshold",
+        type=float,
+        help="binary answers less confident than this are marked uncertain",
+    )
+    serve.add_argument(
+        "--fallback-score",
+        type=float,
+        help="answer this (source fallback) when no champion can be loaded; default: 503",
+    )
     demo = sub.add_parser("demo", help="run the whole loop on embedded infra and summarise")
     _add_scenario_args(demo, count=5000, rate=100.0)
     demo.add_argument("--timeout", type=float, default=150.0, help="seconds before giving up")
@@ -293,6 +342,7 @@ COMMANDS = {
     "resume": _cmd_command,
     "tail": _cmd_tail,
     "demo": _cmd_demo,
+    "serve": _cmd_serve,
 }
 
 

@@ -101,6 +101,7 @@ class ServingClient:
         self.stats = ServingStats()
         self._watcher: asyncio.Task[None] | None = None
         self._producer: EventProducer | None = None
+        self._producer_lock = asyncio.Lock()
         self.reloaded = asyncio.Event()
 
     # -- loading ------------------------------------------------------------------
@@ -240,11 +241,12 @@ class ServingClient:
     ) -> PredictionMade:
         """Send the PredictionMade this answer stands for; the version that answered is
         recorded, so canary and champion are monitored apart."""
-        if self._producer is None:
-            assert self.settings.kafka_bootstrap is not None
-            self._producer = await EventProducer(
-                self.settings.kafka_bootstrap, self.settings.topics
-            ).__aenter__()
+        async with self._producer_lock:  # concurrent first emits must share one producer
+            if self._producer is None:
+                assert self.settings.kafka_bootstrap is not None
+                self._producer = await EventProducer(
+                    self.settings.kafka_bootstrap, self.settings.topics
+                ).__aenter__()
         event = PredictionMade(
             prediction_id=prediction_id or str(uuid.uuid4()),
             model=self.model,
@@ -255,3 +257,8 @@ class ServingClient:
         )
         await self._producer.send(event)
         return event
+
+    async def flush(self) -> None:
+        """Wait until every emitted PredictionMade is on the broker."""
+        if self._producer is not None:
+            await self._producer.flush()
