@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -45,7 +46,7 @@ def _cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from workers.infra.embedded import ensure_infra
     from workers.worker import apply_migrations
 
-    with ensure_infra(settings) as resolved:
+    with ensure_infra(settings, need_kafka=False) as resolved:
         applied = asyncio.run(apply_migrations(resolved))
     print("applied: " + ", ".join(applied) if applied else "database is up to date")
     return 0
@@ -114,6 +115,48 @@ def _cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
+    """models / versions MODEL / runs MODEL / pending: the registry, as tables or JSON."""
+    import json
+
+    from rich.console import Console
+
+    from schemas.base import utc_now
+    from workers.db.pool import create_pool
+    from workers.registry import views
+
+    settings = _resolve(settings, kafka=False, database=True)
+
+    async def fetch() -> list[dict[str, object]]:
+        pool = await create_pool(settings, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                if args.command == "models":
+                    return await views.models(conn, settings)
+                if args.command == "versions":
+                    return await views.versions(conn, args.model, args.limit)
+                if args.command == "runs":
+                    return await views.runs(conn, args.model, args.limit)
+                return await views.pending(conn, settings, utc_now())
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(fetch())
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    console = Console()
+    if args.command == "models":
+        views.render_models(rows, console)
+    elif args.command == "versions":
+        views.render_versions(args.model, rows, console)
+    elif args.command == "runs":
+        views.render_runs(args.model, rows, console)
+    else:
+        views.render_pending(rows, console)
+    return 0
+
+
 def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     from workers.monitor.tail import tail
 
@@ -160,19 +203,31 @@ def _cmd_command(settings: Settings, args: argparse.Namespace) -> int:
     wait = args.timeout or settings.control.result_timeout_seconds
     results = asyncio.run(send_command(settings, command, wait_seconds=wait))
     for r in results:
-        print(f"{r.status}: {r.detail}" + (" (replayed)" if r.replayed else ""))
+        shown = "gated" if r.status == "done" and r.data.get("run_status") == "gated" else r.status
+        print(f"{shown}: {r.detail}" + (" (replayed)" if r.replayed else ""))
     if not results:
         print(
             f"no answer within {wait:.0f}s: is a worker running and consuming "
             f"{settings.topics.control}? (command id {command.command_id})",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_NO_ANSWER
     final = results[-1]
     if final.status == "accepted":
         print(f"still running after {wait:.0f}s; `outcomeloop status` shows how it ends")
-        return 0
-    return 0 if final.status == "done" else 1
+        return EXIT_DONE
+    return exit_code(final.status, final.data)
+
+
+# Exit statuses of the command verbs (documented in the README).
+EXIT_DONE, EXIT_FAILED, EXIT_NO_ANSWER, EXIT_REFUSED_OR_GATED = 0, 1, 2, 3
+
+
+def exit_code(status: str, data: dict[str, object]) -> int:
+    """done: 0; refused, or a retrain that a gate stopped: 3; failed: 1."""
+    if status == "refused" or (status == "done" and data.get("run_status") == "gated"):
+        return EXIT_REFUSED_OR_GATED
+    return EXIT_FAILED if status == "failed" else EXIT_DONE
 
 
 def _spec(args: argparse.Namespace, run_id: str) -> ScenarioSpec:
@@ -261,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="a TOML file read over the built-in defaults (default: $OL_CONFIG_FILE; "
         "`demo` uses config/demo.toml when neither is given)",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {package_version('outcomeloop')}"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser(
         "worker", help="run the worker (starts embedded infra if none configured)"
@@ -275,14 +333,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("migrate", help="apply database migrations")
     infra = sub.add_parser("infra", help="embedded broker and PostgreSQL in the background")
-    infra.add_argument("action", choices=("up", "down", "status"))
+    infra.add_argument(
+        "action", choices=("up", "down", "status"), help="start, stop, or show the addresses"
+    )
     produce = sub.add_parser("produce", help="send a synthetic scenario to the topics")
     _add_scenario_args(produce, count=2000, rate=100.0)
     produce.add_argument("--run-id", help="prefix of prediction ids (default: random)")
     status = sub.add_parser("status", help="per model: rolling quality, drift, pending")
     status.add_argument("--json", action="store_true", help="print the /status JSON instead")
     tail = sub.add_parser("tail", help="follow the drift or lag topic, readably")
-    tail.add_argument("what", choices=("drift", "lag"))
+    tail.add_argument(
+        "what", choices=("drift", "lag"), help="ol.drift (drift and alerts) or ol.lag"
+    )
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, help="stop after this many messages")
     tail.add_argument("--idle", type=float, help="stop after this many seconds without one")
@@ -295,12 +357,24 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "allow automatic retrains again"),
     ):
         p = sub.add_parser(verb, help=text)
-        p.add_argument("model")
+        p.add_argument("model", help="a model name, as in the config")
         if verb in ("approve", "reject"):
-            p.add_argument("version")
+            p.add_argument("version", help="a candidate version, e.g. r12 (see `pending`)")
         p.add_argument("--reason", default="", help="recorded in the audit log")
         p.add_argument("--by", help="who is issuing it (default: your user name)")
         p.add_argument("--timeout", type=float, help="seconds to wait for the result")
+    models = sub.add_parser("models", help="every model: champion, versions, last retrain")
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for name, text in (
+        ("versions", "a model's versions with status, lineage and metrics"),
+        ("runs", "a model's retrain runs with their gate reports"),
+    ):
+        view = sub.add_parser(name, help=text)
+        view.add_argument("model", help="a model name, as in the config")
+        view.add_argument("--limit", type=int, default=20, help="newest N (default 20)")
+        view.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pending = sub.add_parser("pending", help="candidates waiting for approval, with expiry")
+    pending.add_argument("--json", action="store_true", help="print JSON instead of a table")
     serve = sub.add_parser(
         "serve", help="score over HTTP (Open Inference Protocol v2), logging every prediction"
     )
@@ -343,6 +417,10 @@ COMMANDS = {
     "tail": _cmd_tail,
     "demo": _cmd_demo,
     "serve": _cmd_serve,
+    "models": _cmd_registry,
+    "versions": _cmd_registry,
+    "runs": _cmd_registry,
+    "pending": _cmd_registry,
 }
 
 

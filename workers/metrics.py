@@ -20,7 +20,10 @@ DRIFT_ACTIVE = Gauge(
 DRIFT_EPISODES = Counter("ol_drift_episodes_total", "Drift episodes started", ["model", "feature"])
 QUALITY_ALERTS = Counter("ol_quality_alerts_total", "Alert rules crossed", ["model", "metric"])
 CONSUMER_LAG = Gauge("ol_consumer_lag", "Messages not yet consumed", ["topic", "partition"])
-LABEL_DELAY = Gauge("ol_label_delay_seconds", "Outcome delay after prediction", ["quantile"])
+# "quantile" is reserved for summaries (promtool refuses it on a gauge).
+LABEL_DELAY = Gauge(
+    "ol_label_delay_seconds", "Outcome delay after prediction, by percentile", ["percentile"]
+)
 CHALLENGER = Gauge(
     "ol_challenger_metric",
     "Rolling metric of each challenger and of the champion on the same examples",
@@ -28,7 +31,7 @@ CHALLENGER = Gauge(
 )
 SHADOW_SKIPPED = Gauge(
     "ol_shadow_skipped_examples",
-    "Matured examples challengers did not learn from (sampling)",
+    "Matured examples challengers did not learn from (sampled out, or over their rate budget)",
     ["model"],
 )
 UNDECLARED_FEATURES = Counter(

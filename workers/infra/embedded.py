@@ -66,27 +66,29 @@ def infra_down(settings: Settings) -> list[str]:
     return stopped
 
 
-def with_addresses(settings: Settings, *, kafka: str, database: str) -> Settings:
+def with_addresses(settings: Settings, *, kafka: str | None, database: str) -> Settings:
     return settings.model_copy(
         update={"kafka_bootstrap": kafka, "database_url": SecretStr(database)}
     )
 
 
 @contextlib.contextmanager
-def ensure_infra(settings: Settings, *, say: bool = True) -> Iterator[Settings]:
-    """Yield settings with both addresses filled in.
+def ensure_infra(
+    settings: Settings, *, say: bool = True, need_kafka: bool = True
+) -> Iterator[Settings]:
+    """Yield settings with both addresses filled in (the broker's only if ``need_kafka``).
 
     Configured addresses are used as they are. Otherwise a running ``infra up`` is reused,
     and failing that the embedded services are started here and stopped on exit.
     """
     kafka = settings.kafka_bootstrap
     database = settings.database_url.get_secret_value() if settings.database_url else None
-    if kafka and database:
+    if (kafka or not need_kafka) and database:
         yield settings
         return
     running = read_state(settings)
     if running is not None:
-        if say:
+        if say and need_kafka:
             print(
                 f"using embedded infra from `outcomeloop infra up`: kafka {running.kafka_bootstrap}"
             )
@@ -98,7 +100,7 @@ def ensure_infra(settings: Settings, *, say: bool = True) -> Iterator[Settings]:
         return
     broker: BrokerHandle | None = None
     try:
-        if kafka is None:
+        if kafka is None and need_kafka:
             broker = start_tansu(settings.data_dir / "tansu.log")
             kafka = broker.bootstrap
             if say:

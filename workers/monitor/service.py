@@ -488,7 +488,7 @@ class MonitorService:
         )
         metrics.PENDING.set(pending_total)
         if delays:
-            for q, v in zip(("0.5", "0.9", "0.99"), delays, strict=True):
+            for q, v in zip(("50", "90", "99"), delays, strict=True):
                 metrics.LABEL_DELAY.labels(q).set(v)
         for p in partitions:
             if p.lag is not None:

@@ -41,6 +41,13 @@ def format_drift(raw: bytes) -> str:
             f"{event.metric} over {event.window} = {event.value:.4f}, "
             f"{event.direction} {event.bound:g}{relative} (n={event.n})"
         )
+    if event.feature == "__error__":
+        # The error-stream detector: the error level before and after the change it found.
+        return (
+            f"{_when(event.detected_at)} ERRORS ROSE {event.model} {event.model_version}: "
+            f"mean error {event.threshold:.4f} -> {event.statistic:.4f} ({event.method}, "
+            f"after {event.n_reference} examples)"
+        )
     p = f", p={event.p_value:.2g}" if event.p_value is not None else ""
     return (
         f"{_when(event.detected_at)} DRIFT {event.model} {event.model_version}: "

@@ -173,3 +173,45 @@ async def audit(
 
 async def audit_trail(conn: Conn, model: str, limit: int = 50) -> list[asyncpg.Record]:
     return await conn.fetch(AUDIT_TRAIL, model, limit)
+
+
+# -- read-only views for the CLI and the web pages --------------------------------------
+
+MODELS_OVERVIEW = """
+SELECT v.model,
+       count(*) AS versions,
+       (SELECT a.version FROM model_aliases a
+         WHERE a.model = v.model AND a.alias = 'champion') AS champion,
+       count(*) FILTER (WHERE v.status = 'candidate') AS candidates,
+       (SELECT r.status FROM retrain_runs r
+         WHERE r.model = v.model ORDER BY r.started_at DESC LIMIT 1) AS last_run,
+       (SELECT r.started_at FROM retrain_runs r
+         WHERE r.model = v.model ORDER BY r.started_at DESC LIMIT 1) AS last_run_at
+FROM model_versions v
+GROUP BY v.model
+ORDER BY v.model
+"""
+
+RUNS = """
+SELECT id, model, trigger, trigger_detail, status, candidate_version, dataset, gate_report,
+       durations, error, started_at, finished_at
+FROM retrain_runs WHERE model = $1 ORDER BY started_at DESC LIMIT $2
+"""
+
+CANDIDATES = """
+SELECT model, version, kind, created_at, run_id, card -> 'metrics' AS metrics,
+       card -> 'gate_report' AS gate_report
+FROM model_versions WHERE status = 'candidate' ORDER BY created_at
+"""
+
+
+async def models_overview(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(MODELS_OVERVIEW)
+
+
+async def runs(conn: Conn, model: str, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(RUNS, model, limit)
+
+
+async def candidates(conn: Conn) -> list[asyncpg.Record]:
+    return await conn.fetch(CANDIDATES)
