@@ -297,12 +297,19 @@ def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _add_scenario_args(p: argparse.ArgumentParser, *, count: int, rate: float) -> None:
-    p.add_argument("--scenario", choices=SCENARIOS, default="ctr")
+    p.add_argument(
+        "--scenario", choices=SCENARIOS, default="ctr", help="which synthetic model and data"
+    )
     p.add_argument("--count", type=int, default=count, help="predictions to send")
     p.add_argument("--rate", type=float, default=rate, help="predictions per second")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the stream")
     p.add_argument("--drift-at", type=float, default=0.5, help="share of the stream before drift")
-    p.add_argument("--malformed-share", type=float, default=0.01)
+    p.add_argument(
+        "--malformed-share",
+        type=float,
+        default=0.01,
+        help="share of deliberately broken messages (they go to the dead-letter topic)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "what", choices=("drift", "lag"), help="ol.drift (drift and alerts) or ol.lag"
     )
-    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="start at the topic's oldest message"
+    )
     tail.add_argument("--max", type=int, help="stop after this many messages")
     tail.add_argument("--idle", type=float, help="stop after this many seconds without one")
     for verb, text in (
@@ -382,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", action="append", help="a configured model to serve (repeat; default: all)"
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
     serve.add_argument(
         "--canary-share", type=float, default=0.0, help="share routed to a candidate version"
     )

@@ -35,6 +35,7 @@ from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.control import sql as control_sql
 from workers.control.signing import sign, signing_key
 from workers.ingest.decode import RawMessage
+from workers.registry import views
 from workers.retrain import sql as retrain_sql
 from workers.runtime import Services
 from workers.settings import (
@@ -214,6 +215,13 @@ async def test_a_candidate_worse_than_the_champion_is_not_promoted(
     assert version[0]["status"] == "rejected"
     rejected = publisher.of_type(ModelRejected)
     assert len(rejected) == 1 and "improvement" in rejected[0].reason  # type: ignore[attr-defined]
+    # What `outcomeloop runs ctr` shows: the run and the gate that stopped it.
+    async with pool.acquire() as conn:
+        shown = await views.runs(conn, "ctr", 5)
+        listed = await views.versions(conn, "ctr", 5)
+    assert shown[0]["id"] == run_id and shown[0]["status"] == "gated"
+    assert shown[0]["failed_gate"]["name"] == "improvement"
+    assert {v["version"]: v["status"] for v in listed}[f"r{run_id}"] == "rejected"
 
 
 async def test_leakage_fails_the_run(
@@ -240,6 +248,13 @@ async def test_approval_rollback_and_replayed_commands(
     assert await champion(pool) == "v1"  # waits for an operator
     status = await fetch(pool, "SELECT status FROM model_versions WHERE version = $1", version)
     assert status[0]["status"] == "candidate"
+    async with pool.acquire() as conn:  # `outcomeloop pending` and `models`
+        waiting = await views.pending(conn, settings, utc_now())
+        overview = {m["model"]: m for m in await views.models(conn, settings)}
+    assert [(w["model"], w["version"]) for w in waiting] == [("ctr", version)]
+    timeout = settings.models["ctr"].retrain.approval_timeout_seconds
+    assert timeout - 120 < waiting[0]["expires_in_seconds"] <= timeout
+    assert overview["ctr"]["champion"] == "v1" and overview["ctr"]["candidates"] == 1
 
     approve = command_raw(
         settings,
