@@ -17,7 +17,10 @@ RUN apt-get update \
 # worker needs: OL_DATA_DIR points there (the worker keeps Faust's data directory under it).
 RUN groupadd --system --gid 10001 outcomeloop \
     && useradd --system --uid 10001 --gid outcomeloop \
-        --home-dir /var/lib/outcomeloop --create-home --shell /usr/sbin/nologin outcomeloop
+        --home-dir /var/lib/outcomeloop --create-home --shell /usr/sbin/nologin outcomeloop \
+    && install -d -o outcomeloop -g outcomeloop /var/lib/outcomeloop/registry
+# (The registry folder exists in the image, owned by the runtime user, so a named volume
+# mounted there starts with that owner and the worker can write model versions into it.)
 
 WORKDIR /app
 
