@@ -126,7 +126,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["OL_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
     if settings.database_url:
         env["OL_DATABASE_URL"] = settings.database_url.get_secret_value()
-    for key in ("topics", "worker", "time", "models", "limits", "health", "control", "monitoring"):
+    for key in (
+        "topics",
+        "worker",
+        "time",
+        "models",
+        "limits",
+        "health",
+        "control",
+        "monitoring",
+        "notifications",
+    ):
         env[f"OL_{key.upper()}"] = json.dumps(dumped[key])
     return env
 

@@ -17,6 +17,7 @@ from workers.db.pool import create_pool
 from workers.ingest.consumer import BatchConsumer
 from workers.ingest.service import DeadLetterSink, IngestService
 from workers.monitor.service import MonitorService
+from workers.notify.service import Deliverer, NotifyingPublisher
 from workers.publish import EventPublisher
 from workers.registry.service import Registry
 from workers.retrain.service import RetrainService
@@ -45,6 +46,9 @@ class Services:
         publisher: EventPublisher,
     ) -> None:
         self.pool = pool
+        # Everything the loop publishes may also go to webhooks (notifications.webhooks).
+        publisher = NotifyingPublisher(publisher, settings, pool)
+        self.notifications = Deliverer(settings, pool)
         self.ingest = IngestService(settings, pool, sink)
         self.registry = Registry(pool)
         # Training runs in its own process, so the worker keeps consuming meanwhile.

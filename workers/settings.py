@@ -523,6 +523,46 @@ class ControlConfig(_Frozen):
     )
 
 
+NotifyKindName = Literal[
+    "drift",
+    "quality_alert",
+    "retrain_result",
+    "pending_approval",
+    "promotion",
+    "rollback",
+    "retrain_exhausted",
+]
+
+
+class WebhookConfig(_Frozen):
+    """One receiver: Slack incoming webhooks work as they are (the body has `text`)."""
+
+    url: str = Field(..., pattern=r"^https?://", description="http(s) URL to POST JSON to")
+    events: tuple[NotifyKindName, ...] = Field(
+        (
+            "drift",
+            "quality_alert",
+            "retrain_result",
+            "pending_approval",
+            "promotion",
+            "rollback",
+            "retrain_exhausted",
+        ),
+        description="which kinds of events go to this receiver",
+    )
+    models: tuple[str, ...] = Field((), description="only these models; empty: all")
+
+
+class NotificationsConfig(_Frozen):
+    """Optional webhooks for drift, alerts, retrain results, approvals and promotions."""
+
+    webhooks: tuple[WebhookConfig, ...] = ()
+    timeout_seconds: float = Field(5.0, gt=0)
+    max_attempts: int = Field(8, ge=1, description="then the notification is given up")
+    backoff_seconds: float = Field(5.0, gt=0, description="doubled after each failure")
+    interval_seconds: float = Field(2.0, gt=0, description="how often due ones are sent")
+
+
 class Settings(BaseSettings):
     """All configuration. Field docs name their environment variables (OL_ + upper name)."""
 
@@ -560,6 +600,7 @@ class Settings(BaseSettings):
     health: HealthConfig = HealthConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     control: ControlConfig = ControlConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 
     @classmethod

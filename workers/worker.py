@@ -18,6 +18,7 @@ from workers.db.pool import create_pool
 from workers.dlq import FaustDeadLetterSink
 from workers.ingest import agents as ingest_agents
 from workers.monitor import agents as monitor_agents
+from workers.notify import agents as notify_agents
 from workers.publish import FaustPublisher
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -90,6 +91,7 @@ def run_worker(settings: Settings) -> NoReturn:
         ingest_agents.register_sweep(app, runtime)
         monitor_agents.register(app, runtime)
         control_agents.register(app, runtime)
+        notify_agents.register(app, runtime)
     monitor_agents.register_web(app, runtime)
     log.info("worker role: %s", role)
     worker = BoundedWorker(
