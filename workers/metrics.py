@@ -42,3 +42,17 @@ UNDECLARED_FEATURES = Counter(
 MONITOR_FAILURES = Counter(
     "ol_monitor_failures_total", "Monitoring steps that failed for one model", ["model", "step"]
 )
+RETRAIN_RUNS = Counter(
+    "ol_retrain_runs_total", "Retrain runs by how they ended", ["model", "status"]
+)
+RETRAIN_EXHAUSTED = Counter(
+    "ol_retrain_exhausted_total", "Degradations the retrain loop gave up on", ["model"]
+)
+LAST_RETRAIN = Gauge(
+    "ol_last_successful_retrain_timestamp_seconds",
+    "When a model's last retrain run succeeded (from PostgreSQL)",
+    ["model"],
+)
+MONITOR_LAST_TICK = Gauge(
+    "ol_monitor_last_tick_timestamp_seconds", "When the quality monitor last ticked without error"
+)

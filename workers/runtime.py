@@ -12,6 +12,7 @@ import asyncpg
 
 from schemas import ChallengerAhead, DriftDetected, Message, QualityAlertRaised
 from schemas.base import utc_now
+from workers import metrics
 from workers.control.service import ControlService
 from workers.db.pool import create_pool
 from workers.ingest.consumer import BatchConsumer
@@ -133,6 +134,7 @@ class Runtime:
     def monitor_ran(self, error: BaseException | None) -> None:
         if error is None:
             self.monitor_ok_at = utc_now()
+            metrics.MONITOR_LAST_TICK.set(self.monitor_ok_at.timestamp())
             self.monitor_error = None
         else:
             self.monitor_error = f"{type(error).__name__}: {error}"[:300]

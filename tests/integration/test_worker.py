@@ -23,6 +23,7 @@ from schemas import (
     RetrainModel,
 )
 from schemas.base import utc_now
+from tests import promtool
 from tests.conftest import TEST_MODELS, SettingsFactory
 from tests.integration.conftest import StartWorker
 from tests.integration.kafka import read_topic
@@ -254,6 +255,9 @@ async def test_the_worker_serves_metrics_health_status_and_reports_lag(
     ]
     assert events_in and float(events_in[0].split()[-1]) == 30.0
     assert 'metric="mae"' in metrics_text.decode()
+    # What Prometheus will scrape passes its own linter.
+    linted = promtool.run("check", "metrics", stdin=metrics_text.decode())
+    assert linted.returncode == 0, linted.stdout + linted.stderr
 
     status, body = await http_get(f"{base}/status")
     summary = json.loads(body)

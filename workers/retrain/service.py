@@ -21,6 +21,7 @@ import asyncpg
 
 from schemas import ModelRegistered, ModelRejected, RetrainExhausted, RetrainStateChanged
 from schemas.base import utc_now
+from workers import metrics
 from workers.db.pool import dsn_of
 from workers.publish import EventPublisher
 from workers.registry.service import SYSTEM, Registry
@@ -270,6 +271,7 @@ class RetrainService:
         await self._save(model, old, step.loop, rows)
         if step.exhausted:
             log.error("%s: retrain exhausted: %s", model, step.loop.reason)
+            metrics.RETRAIN_EXHAUSTED.labels(model).inc()
             await self.publisher.publish(
                 self.settings.topics.drift,
                 RetrainExhausted(
@@ -394,6 +396,7 @@ class RetrainService:
             log.exception("%s: retrain run %d failed", model, run_id)
             why = f"run {run_id} failed: {exc!r}"[:300]
             await self._finish(run_id, "failed", None, dataset_info, report, timings, repr(exc))
+        metrics.RETRAIN_RUNS.labels(model, status).inc()
         if from_loop or promoted:
             await self._after_run(model, status, promoted, int(dataset_info.get("rows", 0)), why)
         log.info(
@@ -593,6 +596,8 @@ class RetrainService:
         events: list[Any] = []
         async with self.pool.acquire() as conn:
             await sql.abandon_dead_runs(conn)
+            for model, at in (await sql.last_successful_runs(conn)).items():
+                metrics.LAST_RETRAIN.labels(model).set(at.timestamp())
         for model, cfg in self.settings.models.items():
             timeout = timedelta(seconds=cfg.retrain.approval_timeout_seconds)
             for event in await self.registry.expire_stale(model, timeout, now):

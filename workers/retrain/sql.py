@@ -241,3 +241,13 @@ async def serving_version(conn: Conn, model: str) -> str | None:
 
 async def runs(conn: Conn, model: str, limit: int = 20) -> list[asyncpg.Record]:
     return await conn.fetch(RUNS, model, limit)
+
+
+LAST_SUCCESSFUL_RUNS = """
+SELECT model, max(finished_at) AS at FROM retrain_runs
+WHERE status = 'succeeded' GROUP BY model
+"""
+
+
+async def last_successful_runs(conn: Conn) -> dict[str, datetime]:
+    return {r["model"]: r["at"] for r in await conn.fetch(LAST_SUCCESSFUL_RUNS)}
