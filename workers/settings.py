@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -539,15 +539,7 @@ class WebhookConfig(_Frozen):
 
     url: str = Field(..., pattern=r"^https?://", description="http(s) URL to POST JSON to")
     events: tuple[NotifyKindName, ...] = Field(
-        (
-            "drift",
-            "quality_alert",
-            "retrain_result",
-            "pending_approval",
-            "promotion",
-            "rollback",
-            "retrain_exhausted",
-        ),
+        get_args(NotifyKindName),
         description="which kinds of events go to this receiver",
     )
     models: tuple[str, ...] = Field((), description="only these models; empty: all")
@@ -590,6 +582,11 @@ class Settings(BaseSettings):
     )
     control_previous_secret: SecretStr | None = Field(
         None, description="OL_CONTROL_PREVIOUS_SECRET: still accepted while rotating"
+    )
+    dashboard_token: SecretStr | None = Field(
+        None,
+        description="OL_DASHBOARD_TOKEN: operators send it as a bearer token to act from "
+        "/dashboard (approve, reject, rollback); unset: the dashboard is read-only",
     )
     migrations_dir: Path = REPO_ROOT / "migrations"
     log_level: str = "INFO"

@@ -52,17 +52,6 @@ async def ensure_topics(settings: Settings, *, attempts: int = 40) -> list[str]:
         await admin.close()
 
 
-def ingest_topic(app: faust.App, settings: Settings) -> faust.TopicT:
-    return app.topic(
-        *settings.topics.ingest_names(),
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.topics.partitions,
-    )
-
-
 def bytes_topic(app: faust.App, name: str, settings: Settings) -> faust.TopicT:
     return app.topic(
         name,
