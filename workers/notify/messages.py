@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, get_args
+from typing import Any
 
 from schemas import (
     DriftDetected,
@@ -17,7 +17,6 @@ from schemas import (
 from workers.settings import NotifyKindName, Settings
 
 NotifyKind = NotifyKindName
-ALL_KINDS: tuple[NotifyKind, ...] = get_args(NotifyKind)
 
 
 def kind_of(event: Message, settings: Settings) -> NotifyKind | None:
