@@ -79,9 +79,24 @@ class BatchConsumer:
         self._should_stop = should_stop
         self._on_batch = on_batch
         self.consumer: AIOKafkaConsumer | None = None
+        self._done: dict[TopicPartition, int] = {}  # next offset after the last durable batch
 
     def assigned(self) -> int:
         return len(self.consumer.assignment()) if self.consumer is not None else 0
+
+    def lag(self) -> int | None:
+        """Messages on this worker's partitions past its last durable batch, from the last
+        fetch's high-water marks (no broker call). Partitions it has not stored a batch
+        from yet are left out; None when there is none."""
+        consumer = self.consumer
+        if consumer is None:
+            return None
+        behind = [
+            max(high - self._done[tp], 0)
+            for tp in consumer.assignment()
+            if tp in self._done and (high := consumer.highwater(tp)) is not None
+        ]
+        return sum(behind) if behind else None
 
     async def run(self) -> None:
         """Until the worker stops; a consumer that fails (broker gone, PostgreSQL down at
@@ -117,7 +132,9 @@ class BatchConsumer:
                 result = await self._handle(service, raws)
                 if result is None:
                     return  # stopping: leave the batch uncommitted, it is delivered again
-                await self._commit(consumer, next_offsets(batches))
+                offsets = next_offsets(batches)
+                await self._commit(consumer, offsets)
+                self._done.update(offsets)
                 self._on_batch(result)
                 if result.dead:
                     log.warning("dead-lettered %d of %d messages", len(result.dead), len(raws))

@@ -76,7 +76,8 @@ def register_web(app: faust.App, runtime: Runtime) -> None:
                 assigned_partitions=assigned(),
                 started_at=runtime.started_at,
                 last_batch_at=runtime.last_batch_at,
-                consumer_lag=runtime.consumer_lag,
+                # Judged where ingestion happens: this process's own partitions.
+                consumer_lag=runtime.ingest_consumer.lag() if runtime.ingest_consumer else None,
                 leader=runtime.settings.worker.role != "ingest" and app.is_leader(),
                 monitor_ok_at=runtime.monitor_ok_at,
                 monitor_error=runtime.monitor_error,
