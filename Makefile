@@ -33,8 +33,8 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## run the benchmarks and write BENCHMARKS.md
-	$(BIN)/python -m benchmarks.run
+bench: $(STAMP)  ## the real worker end to end: drain rates, batch time, latency, memory (~40 min), into BENCHMARKS.md
+	$(BIN)/python -m benchmarks.bench --write BENCHMARKS.md
 
 efficacy: $(STAMP)  ## drift recovery through the real worker vs baselines (~25 min), into BENCHMARKS.md
 	$(BIN)/python -m benchmarks.efficacy --write BENCHMARKS.md
@@ -42,7 +42,7 @@ efficacy: $(STAMP)  ## drift recovery through the real worker vs baselines (~25 
 faults: $(STAMP)  ## fault survival through the real worker, into BENCHMARKS.md
 	$(BIN)/python -m benchmarks.faults --write BENCHMARKS.md
 
-schemas: $(STAMP)  ## re-export the JSON Schema files from the pydantic models
+schemas: $(STAMP)  ## re-export the JSON Schemas and the AsyncAPI document from the pydantic models
 	$(BIN)/python -m schemas.export
 
 infra-up: $(STAMP)  ## start the embedded broker and PostgreSQL in the background

@@ -394,3 +394,26 @@ async def test_a_command_signed_by_hand_with_another_jcs_library_is_accepted(
     )
     assert refused is not None and refused.status == "refused"
     assert "signature does not match" in refused.detail
+
+
+async def test_a_command_without_an_event_id_is_dead_lettered_not_run(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    """The event id is the command id: without one a redelivery would act twice."""
+    s, _, settings = services
+    body: dict[str, Any] = {
+        "command": "pause",
+        "model": "ctr",
+        "issued_by": "ops",
+        "issued_at": datetime.now(UTC).isoformat(),
+    }
+    body["signature"] = hmac.new(
+        signing_key(settings), jcs.canonicalize(body), hashlib.sha256
+    ).hexdigest()
+    raw = RawMessage(settings.topics.control, 0, 7, None, json.dumps(body).encode())
+    assert await s.control.handle(raw) is None
+    dead = await fetch(pool, "SELECT error_type, reason FROM dead_letters")
+    assert [d["error_type"] for d in dead] == ["invalid_command"]
+    assert "event_id is required" in dead[0]["reason"]
+    paused = await fetch(pool, "SELECT paused FROM model_controls WHERE model = 'ctr'")
+    assert not paused or paused[0]["paused"] is False

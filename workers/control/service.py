@@ -114,6 +114,12 @@ class ControlService:
         log.warning("refused %s from %s: %s", c.command, c.issued_by, reason)
         return await self._answer(c, "refused", reason)
 
+    async def _not_a_command(self, raw: RawMessage, reason: str) -> None:
+        row = dead_letter(raw, reason, "invalid_command", self.settings.limits)
+        async with self.pool.acquire() as conn:
+            await ingest_sql.insert_dead_letters(conn, [row])
+        await self._publish_dead(row)
+
     async def _publish_dead(self, row: DeadLetterRow) -> None:
         await publish_dead_letters(self.sink, self.pool, [row])
 
@@ -122,15 +128,13 @@ class ControlService:
         try:
             command = command_adapter.validate_json(raw.value)
         except ValidationError as exc:
-            row = dead_letter(
-                raw,
-                f"not a command: {validation_reason(exc)}",
-                "invalid_command",
-                self.settings.limits,
+            await self._not_a_command(raw, f"not a command: {validation_reason(exc)}")
+            return None
+        if "event_id" not in command.model_fields_set:
+            # Its id is the command id: without one, a redelivery would run it again.
+            await self._not_a_command(
+                raw, "not a command: event_id is required (it is the command id, reused on retry)"
             )
-            async with self.pool.acquire() as conn:
-                await ingest_sql.insert_dead_letters(conn, [row])
-            await self._publish_dead(row)
             return None
         payload = command.model_dump(mode="json")
         verdict = authorize(command, raw.value, self.settings.control, self._keys)
