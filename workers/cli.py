@@ -293,7 +293,9 @@ def _cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from workers.demo import run_demo
 
-    return run_demo(settings, _spec(args, run_id="demo"), timeout=args.timeout)
+    return run_demo(
+        settings, _spec(args, run_id="demo"), timeout=args.timeout, exit_at_end=args.exit
+    )
 
 
 def _add_scenario_args(p: argparse.ArgumentParser, *, count: int, rate: float) -> None:
@@ -408,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole loop on embedded infra and summarise")
     _add_scenario_args(demo, count=5000, rate=100.0)
     demo.add_argument("--timeout", type=float, default=150.0, help="seconds before giving up")
+    demo.add_argument(
+        "--exit",
+        action="store_true",
+        help="exit after the verdict (default: keep the worker and its dashboard up until Ctrl-C)",
+    )
     return parser
 
 

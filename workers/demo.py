@@ -9,7 +9,9 @@ retrain that fires, its gates, the promotion, and the MAE coming back down.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -105,8 +107,13 @@ def _progress_table(
     return table
 
 
-def _start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    env = child_env(settings, OL_WORKER__WEB_PORT=str(free_port()))
+def _start_worker(
+    settings: Settings, log_path: Path, port: int, token: str | None
+) -> subprocess.Popen[bytes]:
+    extra = {"OL_WORKER__WEB_PORT": str(port)}
+    if token is not None:
+        extra["OL_DASHBOARD_TOKEN"] = token
+    env = child_env(settings, **extra)
     with log_path.open("wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "workers.cli", "worker"],
@@ -412,7 +419,42 @@ def _print_verdict(checks: list[Check]) -> None:
     console.print(t)
 
 
-def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
+def _dashboard_token(settings: Settings) -> tuple[str, bool]:
+    """OL_DASHBOARD_TOKEN when set; else a fresh one for this run (and True: print it)."""
+    if settings.dashboard_token is not None:
+        return settings.dashboard_token.get_secret_value(), False
+    return secrets.token_urlsafe(16), True
+
+
+def _serve_until_interrupted(
+    worker: subprocess.Popen[bytes], url: str, token: str, show_token: bool
+) -> None:
+    """Keep the worker (and its dashboard) up until Ctrl-C or until it exits."""
+    console.print(f"\n[bold]dashboard: {url}[/bold]", soft_wrap=True)
+    if show_token:
+        console.print(
+            f"operator token for this run (approve, reject, roll back): {token}",
+            soft_wrap=True,
+            markup=False,
+        )
+    else:
+        console.print("operator token: the OL_DASHBOARD_TOKEN you set")
+    console.print("the worker keeps running; press Ctrl-C to stop it and the embedded infra")
+    # Ctrl-C must work even when a parent shell started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        while worker.poll() is None:
+            time.sleep(0.5)
+        console.print(f"the worker stopped (exit status {worker.returncode})")
+    except KeyboardInterrupt:
+        console.print("stopping the worker and the embedded infra")
+
+
+def run_demo(
+    settings: Settings, spec: ScenarioSpec, *, timeout: float, exit_at_end: bool = False
+) -> int:
+    """Run the scenario and print the verdict; then, unless `exit_at_end`, keep the worker
+    up with its dashboard until Ctrl-C. The exit status is the verdict's either way."""
     run_id = f"demo{int(time.time())}"
     # A version of its own per run, so drift references and windows start fresh.
     spec = ScenarioSpec(**{**spec.__dict__, "run_id": run_id, "version": f"v1-{run_id[4:]}"})
@@ -427,7 +469,9 @@ def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
         asyncio.run(prepare(resolved))
         log_path = resolved.data_dir / "demo-worker.log"
         console.print(f"starting the worker (log: {log_path})")
-        worker = _start_worker(resolved, log_path)
+        port = free_port()
+        token, show_token = _dashboard_token(resolved)
+        worker = _start_worker(resolved, log_path, port, token)
         try:
             started = utc_now()
             console.print(
@@ -435,8 +479,19 @@ def run_demo(settings: Settings, spec: ScenarioSpec, *, timeout: float) -> int:
                 f"drift after {spec.drift_at:.0%}, run id {run_id}"
             )
             settled, checks = asyncio.run(_drive(resolved, spec, started, timeout))
+            status = _report(settled, checks, timeout, log_path)
+            if not exit_at_end:
+                host = resolved.worker.web_host
+                if host in ("0.0.0.0", "::", ""):
+                    host = "127.0.0.1"
+                url = f"http://{host}:{port}/dashboard"
+                _serve_until_interrupted(worker, url, token, show_token)
         finally:
             _stop(worker)
+    return status
+
+
+def _report(settled: bool, checks: list[Check], timeout: float, log_path: Path) -> int:
     failed = [c.what for c in checks if not c.ok]
     if not settled:
         failed.insert(0, f"not every prediction matured within {timeout:.0f}s")

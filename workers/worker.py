@@ -13,6 +13,7 @@ from faust.worker import Worker
 
 from workers.app import create_app
 from workers.control import agents as control_agents
+from workers.dashboard import agents as dashboard_agents
 from workers.db.migrate import migrate
 from workers.db.pool import create_pool
 from workers.dlq import FaustDeadLetterSink
@@ -92,6 +93,7 @@ def run_worker(settings: Settings) -> NoReturn:
         monitor_agents.register(app, runtime)
         control_agents.register(app, runtime)
         notify_agents.register(app, runtime)
+        dashboard_agents.register_web(app, runtime)
     monitor_agents.register_web(app, runtime)
     log.info("worker role: %s", role)
     worker = BoundedWorker(
