@@ -203,6 +203,8 @@ def _cmd_command(settings: Settings, args: argparse.Namespace) -> int:
     wait = args.timeout or settings.control.result_timeout_seconds
     results = asyncio.run(send_command(settings, command, wait_seconds=wait))
     for r in results:
+        if r.status == "accepted" and r is not results[-1]:
+            continue  # "accepted" then "refused" read as a contradiction: show the outcome
         shown = "gated" if r.status == "done" and r.data.get("run_status") == "gated" else r.status
         print(f"{shown}: {r.detail}" + (" (replayed)" if r.replayed else ""))
     if not results:
