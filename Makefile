@@ -33,8 +33,10 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## the real worker end to end: drain rates, batch time, latency, memory (~40 min), into BENCHMARKS.md
+bench: $(STAMP)  ## the real worker end to end, `serve`, a 1M-row retrain (~50 min), into BENCHMARKS.md
 	$(BIN)/python -m benchmarks.bench --write BENCHMARKS.md
+	$(BIN)/python -m benchmarks.serve_bench --write BENCHMARKS.md
+	$(BIN)/python -m benchmarks.retrain_scale --write BENCHMARKS.md
 
 efficacy: $(STAMP)  ## drift recovery through the real worker vs baselines (~25 min), into BENCHMARKS.md
 	$(BIN)/python -m benchmarks.efficacy --write BENCHMARKS.md
