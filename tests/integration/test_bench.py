@@ -1,0 +1,81 @@
+"""`make bench` in small: parts 1 and 2 on the session's broker and PostgreSQL, through the
+real consumers (aiokafka alone, the naive agent, the worker in both roles). It checks what
+the benchmark does, never how fast: every consumer drains the whole backlog, nothing is
+lost or doubled, the rates and the report come out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from benchmarks import bench_stats as st
+from benchmarks.bench import run_bench
+from benchmarks.bench_report import SECTION, markdown, rich_tables
+from benchmarks.bench_results import Options
+from tests.conftest import Infra, SettingsFactory
+
+
+@pytest.mark.integration
+async def test_parts_1_and_2_drain_everything_and_report(
+    make_settings: SettingsFactory, infra: Infra, tmp_path: Path
+) -> None:
+    opts = Options(
+        parts=(1, 2),
+        events=1_000,
+        small_rows=1_000,
+        big_rows=4_000,
+        batch_events=400,
+        batches=3,
+        idle_cap=4.0,
+        timeout=90.0,
+    )
+    # run_bench makes a database, app id and topics of its own per consumer.
+    results = await run_bench(make_settings(), opts, tmp_path / "logs", broker_pid=infra.broker.pid)
+
+    assert results.errors == {}
+    assert list(results.drains) == ["getmany", "naive", "all", "ingest"]
+    for drain in results.drains.values():
+        detail = (drain.key, drain.error, drain.notes)
+        assert drain.error is None, detail
+        assert drain.sent == drain.stored == 2_000, detail
+        assert drain.lost == drain.doubled == 0, detail
+        assert drain.rate is not None and drain.rate > 0, detail
+        assert drain.seconds is not None and drain.first_after is not None, detail
+        if drain.key != "getmany":  # its own process's CPU may round to 0 ticks
+            assert drain.consumer_cpu is not None and drain.consumer_cpu > 0, detail
+            assert drain.postgres_cpu is not None and drain.postgres_cpu > 0, detail
+    assert results.failed == []
+
+    batch = results.batch
+    assert batch is not None
+    assert len(batch.small.ms) == len(batch.big.ms) == 3
+    assert batch.ratio is not None and batch.ratio > 0
+    assert batch.big.database_bytes > batch.small.database_bytes
+
+    text = markdown(results, "`pytest`", datetime.now(UTC), 1.0)
+    assert text.startswith(SECTION)
+    assert "### 1. Draining one backlog" in text and "### 2. Batch time" in text
+    assert "**Monitoring on vs off:**" in text and "**Lost / doubled:** none" in text
+    assert "| (d) worker `--role ingest`" in text
+    console = Console(record=True, width=200)
+    for table in rich_tables(results):
+        console.print(table)
+    assert "Draining one backlog" in console.export_text()
+
+
+def test_cpu_and_rates_from_samples() -> None:
+    fields = st.stat_fields("42 (a (b) c) S 1 " + " ".join(["0"] * 9) + " 10 20 3 4 0")
+    assert st.parent_pid(fields) == 1
+    assert st.cpu_ticks(fields) == 37
+    assert st.vmrss_kib("Name:\tx\nVmRSS:\t  2048 kB\n") == 2048
+    series = st.Series((0.0, 1.0, 2.0, 3.0, 10.0), (0.0, 1.0, 1.5, 1.55, 1.6))
+    assert series.between(0.5, 1.5) == pytest.approx(0.75)
+    assert series.covers(0.0, 3.0) and not series.covers(-1.0, 3.0)
+    assert st.idle_from(series, 0.0, window=1.0, cores=0.1) == 2.0
+    assert st.per_second(3000, 1.5) == 2000 and st.per_second(1, 0.0) is None
+    assert st.us_per_event(0.3, 3000) == pytest.approx(100.0)
+    assert st.percentile([1.0, 2.0, 3.0], 50) == 2.0 and st.percentile([], 50) is None
+    assert st.metric_total('ol_x{t="a"} 2.0\nol_x{t="b"} 3.0\nol_xy 9\n', "ol_x") == 5.0
