@@ -12,6 +12,7 @@ from typing import Any
 from workers.dashboard import sql
 from workers.db.pool import Conn
 from workers.registry import sql as registry_sql
+from workers.registry.views import expiry
 from workers.settings import METRICS_BY_TASK, Settings, count_window_name, time_window_name
 
 # Rows a chart endpoint reads at most: enough for days of snapshots, light in a browser.
@@ -180,11 +181,7 @@ async def pending(conn: Conn, settings: Settings, now: datetime) -> list[dict[st
             "expires_at": None,
             "expires_in_seconds": None,
         }
-        cfg = settings.models.get(r["model"])
-        if cfg is not None:
-            expires = r["created_at"] + timedelta(seconds=cfg.retrain.approval_timeout_seconds)
-            row["expires_at"] = expires.isoformat()
-            row["expires_in_seconds"] = round((expires - now).total_seconds())
+        row.update(expiry(settings, r["model"], r["created_at"], now))
         out.append(row)
     return out
 

@@ -57,18 +57,24 @@ async def runs(conn: Conn, model: str, limit: int) -> list[dict[str, Any]]:
     return out
 
 
+def expiry(settings: Settings, model: str, created_at: datetime, now: datetime) -> dict[str, Any]:
+    """When a candidate waiting for approval expires (nothing for an unconfigured model)."""
+    cfg = settings.models.get(model)
+    if cfg is None:
+        return {}
+    expires = created_at + timedelta(seconds=cfg.retrain.approval_timeout_seconds)
+    return {
+        "expires_at": expires.isoformat(),
+        "expires_in_seconds": round((expires - now).total_seconds()),
+    }
+
+
 async def pending(conn: Conn, settings: Settings, now: datetime) -> list[dict[str, Any]]:
     """Candidates waiting for ApproveVersion, with when they expire."""
-    out = []
-    for r in await sql.candidates(conn):
-        row = _row(r)
-        cfg = settings.models.get(r["model"])
-        if cfg is not None:
-            expires = r["created_at"] + timedelta(seconds=cfg.retrain.approval_timeout_seconds)
-            row["expires_at"] = expires.isoformat()
-            row["expires_in_seconds"] = round((expires - now).total_seconds())
-        out.append(row)
-    return out
+    return [
+        {**_row(r), **expiry(settings, r["model"], r["created_at"], now)}
+        for r in await sql.candidates(conn)
+    ]
 
 
 # -- rendering -------------------------------------------------------------------------
