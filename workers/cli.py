@@ -177,6 +177,8 @@ def _cmd_command(settings: Settings, args: argparse.Namespace) -> int:
     """retrain / approve / reject / rollback / pause / resume: sign, send, wait, report."""
     import getpass
 
+    from rich.console import Console
+
     from schemas import (
         ApproveVersion,
         PauseModel,
@@ -201,7 +203,10 @@ def _cmd_command(settings: Settings, args: argparse.Namespace) -> int:
     extra = {"version": args.version} if args.command in ("approve", "reject") else {}
     command = cls(**common, **extra)  # type: ignore[operator]
     wait = args.timeout or settings.control.result_timeout_seconds
-    results = asyncio.run(send_command(settings, command, wait_seconds=wait))
+    # A retrain takes as long as its training: show that something is going on (on stderr,
+    # and only on a terminal, so scripts read one clean line).
+    with Console(stderr=True).status(f"{args.command} {args.model}: waiting for the worker…"):
+        results = asyncio.run(send_command(settings, command, wait_seconds=wait))
     for r in results:
         if r.status == "accepted" and r is not results[-1]:
             continue  # "accepted" then "refused" read as a contradiction: show the outcome
