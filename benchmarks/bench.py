@@ -30,8 +30,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
-import signal
 import sys
 import time
 import uuid
@@ -46,7 +44,7 @@ import numpy as np
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from benchmarks import bench_sql as bsql
 from benchmarks import bench_stats as st
@@ -81,11 +79,10 @@ from benchmarks.bench_results import (
     bench_model,
 )
 from benchmarks.faults import with_database
+from benchmarks.harness import embedded_run, progress
 from schemas import OutcomeObserved, PredictionMade
 from schemas.base import utc_now
 from workers.db.pool import create_pool
-from workers.infra.broker import start_tansu
-from workers.infra.postgres import start_postgres
 from workers.ingest.consumer import make_consumer
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import IngestService
@@ -1040,36 +1037,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     started, t0 = datetime.now(UTC), time.perf_counter()
     # The benchmark's own model only, here and in the workers (which inherit the env).
     os.environ.pop(CONFIG_FILE_ENV, None)
-    # SIGTERM as Ctrl-C: unwind, so workers, broker and PostgreSQL are stopped, not orphaned.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    run_dir = (Settings().data_dir / "bench").resolve()
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    broker = start_tansu(run_dir / "tansu.log")
-    pg = start_postgres(run_dir / "pg")
-    console.print(f"embedded Tansu at {broker.bootstrap}, PostgreSQL in {pg.pgdata}")
-    base = Settings(
-        kafka_bootstrap=broker.bootstrap,
-        database_url=SecretStr(pg.dsn),
-        data_dir=run_dir,
-        worker=WorkerConfig(),
-    )
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    try:
-        with Progress(*columns, console=console) as progress:
-            results = asyncio.run(
-                run_bench(base, opts, run_dir / "logs", broker_pid=broker.pid, bars=Bars(progress))
-            )
-    finally:
-        for child in STARTED:  # only left running when interrupted
-            child.kill()
-        broker.stop()
-        pg.server.cleanup()
+    # PostgreSQL's files are gigabytes after part 2: deleted at the end, the logs stay.
+    with embedded_run("bench", console, keep_data=False) as (run_dir, broker, pg):
+        base = Settings(
+            kafka_bootstrap=broker.bootstrap,
+            database_url=SecretStr(pg.dsn),
+            data_dir=run_dir,
+            worker=WorkerConfig(),
+        )
+        try:
+            with progress(console) as bars:
+                results = asyncio.run(
+                    run_bench(base, opts, run_dir / "logs", broker_pid=broker.pid, bars=Bars(bars))
+                )
+        finally:
+            for child in STARTED:  # only left running when interrupted
+                child.kill()
     seconds = time.perf_counter() - t0
     for table in rich_tables(results):
         console.print(table)

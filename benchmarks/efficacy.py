@@ -47,10 +47,11 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from benchmarks import efficacy_sql as esql
+from benchmarks import harness
 from schemas import OutcomeObserved, PredictionMade
 from schemas.base import utc_now
 from workers.db.pool import create_pool
@@ -1191,13 +1192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pairs = [(cast(Task, t), cast(Kind, s)) for t in args.tasks for s in args.scenarios]
     with ensure_infra(settings) as resolved:
         asyncio.run(prepare(resolved))
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=console) as progress:
+        with harness.progress(console) as progress:
             for task, scenario in pairs:
                 model = model_name(task, scenario)
                 bar = _Bar(progress, progress.add_task(model, total=args.events), model)

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import signal
 import sys
 import time
@@ -47,16 +46,15 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from benchmarks import efficacy
 from benchmarks import faults_sql as fsql
+from benchmarks.harness import embedded_run, progress
 from schemas import OutcomeObserved, PredictionMade
 from schemas.base import utc_now
 from workers.db.pool import create_pool
-from workers.infra.broker import start_tansu
-from workers.infra.postgres import PostgresHandle, start_postgres
+from workers.infra.postgres import PostgresHandle
 from workers.producer import EventProducer, key_for, topic_for
 from workers.settings import (
     CONFIG_FILE_ENV,
@@ -1133,61 +1131,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     started, t0 = datetime.now(UTC), time.perf_counter()
     # The benchmark's own models only, here and in the workers (which inherit the env).
     os.environ.pop(CONFIG_FILE_ENV, None)
-    # SIGTERM as Ctrl-C: unwind, so workers, broker and PostgreSQL are stopped, not orphaned.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    run_dir = (Settings().data_dir / "faults").resolve()
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    broker = start_tansu(run_dir / "tansu.log")
-    pg = start_postgres(run_dir / "pg")
-    console.print(f"embedded Tansu at {broker.bootstrap}, PostgreSQL in {pg.pgdata}")
-    base = Settings(
-        kafka_bootstrap=broker.bootstrap,
-        database_url=SecretStr(pg.dsn),
-        data_dir=run_dir,
-        models=fault_models(),
-    )
     results: list[FaultResult] = []
     errors: dict[str, str] = {}
-    try:
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
+    with embedded_run("faults", console) as (run_dir, broker, pg):
+        base = Settings(
+            kafka_bootstrap=broker.bootstrap,
+            database_url=SecretStr(pg.dsn),
+            data_dir=run_dir,
+            models=fault_models(),
         )
-        with Progress(*columns, console=console) as progress:
-            for fault in args.faults:
-                bar = efficacy._Bar(progress, progress.add_task(fault, total=args.events), fault)
-                try:
-                    result = asyncio.run(
-                        run_fault(
-                            base,
-                            fault,
-                            events=args.events,
-                            rate=args.rate,
-                            seed=args.seed,
-                            postgres=pg,
-                            log_dir=run_dir / "logs",
-                            kills=args.kills,
-                            timeout=args.timeout,
-                            report=bar,
+        try:
+            with progress(console) as bars:
+                for fault in args.faults:
+                    bar = efficacy._Bar(bars, bars.add_task(fault, total=args.events), fault)
+                    try:
+                        result = asyncio.run(
+                            run_fault(
+                                base,
+                                fault,
+                                events=args.events,
+                                rate=args.rate,
+                                seed=args.seed,
+                                postgres=pg,
+                                log_dir=run_dir / "logs",
+                                kills=args.kills,
+                                timeout=args.timeout,
+                                report=bar,
+                            )
                         )
-                    )
-                except Exception as exc:  # one fault's breakage is reported, not fatal
-                    errors[fault] = f"{type(exc).__name__}: {exc}"
-                    progress.console.print(f"[red]{fault} did not run: {errors[fault]}")
-                    continue
-                results.append(result)
-                verdict = "[green]ok" if result.ok else "[red]FAILED"
-                progress.console.print(f"{fault}: {verdict} (logs in {run_dir / 'logs'})")
-    finally:
-        for worker in FaultWorker.started:  # only left running when interrupted
-            if worker.alive():
-                worker.proc.kill()
-                worker.proc.wait()
-        broker.stop()
-        pg.server.cleanup()
+                    except Exception as exc:  # one fault's breakage is reported, not fatal
+                        errors[fault] = f"{type(exc).__name__}: {exc}"
+                        bars.console.print(f"[red]{fault} did not run: {errors[fault]}")
+                        continue
+                    results.append(result)
+                    verdict = "[green]ok" if result.ok else "[red]FAILED"
+                    bars.console.print(f"{fault}: {verdict} (logs in {run_dir / 'logs'})")
+        finally:
+            for worker in FaultWorker.started:  # only left running when interrupted
+                if worker.alive():
+                    worker.proc.kill()
+                    worker.proc.wait()
     seconds = time.perf_counter() - t0
     console.print(rich_table(results, errors))
     for r in results:
