@@ -32,6 +32,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -58,6 +59,8 @@ from workers.db.pool import create_pool
 from workers.infra.embedded import ensure_infra
 from workers.infra.net import free_port
 from workers.producer import EventProducer
+from workers.registry.adopt import adopt_saved
+from workers.registry.service import Registry
 from workers.retrain.features import FeatureSpec
 from workers.retrain.models import TrainedModel
 from workers.retrain.scoring import higher_is_better, score
@@ -551,6 +554,19 @@ async def produce(
     return sent
 
 
+async def adopt_champion(settings: Settings, model: str, champion: Champion) -> None:
+    """Register the scenario's initial champion with its artifact (`outcomeloop adopt`), as
+    a user bringing a model trained elsewhere would: served from the registry from the
+    first event, and an earlier version the loop can recall."""
+    with tempfile.TemporaryDirectory() as folder:
+        champion.model.save(Path(folder))
+        pool = await create_pool(settings, max_size=1)
+        try:
+            await adopt_saved(settings, Registry(pool), model, champion.version, Path(folder))
+        finally:
+            await pool.close()
+
+
 async def settle(
     settings: Settings,
     model: str,
@@ -862,6 +878,7 @@ async def run_scenario_end_to_end(
         if report is not None:
             report("starting the worker", 0, events)
         await worker.wait_consuming(timeout=120)
+        await adopt_champion(settings, model, champion)
         client = ServingClient(settings, model)
         await client.start()
         try:

@@ -157,6 +157,40 @@ def _cmd_registry(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adopt(settings: Settings, args: argparse.Namespace) -> int:
+    """Register a model folder saved elsewhere: the first champion, or a candidate."""
+    from pathlib import Path
+
+    from workers.db.pool import create_pool
+    from workers.errors import OutcomeLoopError
+    from workers.registry.adopt import adopt_saved
+    from workers.registry.service import Registry
+
+    settings = _resolve(settings, kafka=False, database=True)
+
+    async def adopt() -> str:
+        pool = await create_pool(settings, max_size=1)
+        try:
+            return await adopt_saved(
+                settings, Registry(pool), args.model, args.version, Path(args.directory)
+            )
+        finally:
+            await pool.close()
+
+    try:
+        status = asyncio.run(adopt())
+    except OutcomeLoopError as exc:
+        print(f"outcomeloop adopt: {exc}", file=sys.stderr)
+        return 3
+    then = (
+        "it serves now"
+        if status == "champion"
+        else f"approve it with `approve {args.model} {args.version}`"
+    )
+    print(f"{args.model} {args.version} registered as {status}; {then}")
+    return 0
+
+
 def _cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
     from workers.monitor.tail import tail
 
@@ -393,6 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
         view.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pending = sub.add_parser("pending", help="candidates waiting for approval, with expiry")
     pending.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    adopt = sub.add_parser(
+        "adopt",
+        help="register a model folder saved elsewhere (a learner's save()): the first "
+        "champion, or a candidate to approve",
+    )
+    adopt.add_argument("model", help="a model name, as in the config")
+    adopt.add_argument("version", help="the version name it gets, e.g. v1")
+    adopt.add_argument("directory", help="the folder holding spec.json and the model file")
     serve = sub.add_parser(
         "serve", help="score over HTTP (Open Inference Protocol v2), logging every prediction"
     )
@@ -444,6 +486,7 @@ COMMANDS = {
     "versions": _cmd_registry,
     "runs": _cmd_registry,
     "pending": _cmd_registry,
+    "adopt": _cmd_adopt,
 }
 
 

@@ -21,6 +21,7 @@ from workers.monitor.service import MonitorService
 from workers.notify.service import Deliverer, NotifyingPublisher
 from workers.publish import EventPublisher
 from workers.registry.service import Registry
+from workers.retrain.pipeline import preload
 from workers.retrain.service import RetrainService
 from workers.retrain.triggers import drift_fires
 from workers.settings import Settings
@@ -31,8 +32,13 @@ log = logging.getLogger(__name__)
 def training_pool() -> ProcessPoolExecutor:
     # "spawn": the child gets no copy of this process's event loop and broker threads.
     # One run per child: a run's dataset lives only there, and its memory goes with it.
+    # The pool starts each replacement child at once and the initializer imports the
+    # training stack there, so the next run does not wait seconds for its imports.
     return ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
+        max_workers=1,
+        mp_context=multiprocessing.get_context("spawn"),
+        max_tasks_per_child=1,
+        initializer=preload,
     )
 
 

@@ -325,6 +325,25 @@ class TriggerConfig(_Frozen):
     )
 
 
+class RecallConfig(_Frozen):
+    """Before training, try the model's earlier champions on the first post-change rows: a
+    concept that comes back (a season, a campaign ending, a sensor fixed) is served again
+    by the version that knew it, long before a retrain has enough rows. Needs automatic
+    promotion and earlier versions with artifacts."""
+
+    enabled: bool = True
+    min_rows: int = Field(
+        200, ge=30, description="matured post-change examples the earlier versions are tried on"
+    )
+    versions: int = Field(3, ge=1, description="how many of the latest earlier champions")
+    min_improvement: float = Field(
+        0.1,
+        gt=0,
+        description="relative improvement over the champion on those rows that the lower "
+        "end of the bootstrap interval must clear",
+    )
+
+
 class StabilityGate(_Frozen):
     """Each feature's effect must point the same way in most time buckets."""
 
@@ -405,6 +424,7 @@ class RetrainConfig(_Frozen):
         0.0, ge=0, description="most recent span kept as its own evaluation slice; 0 is off"
     )
     max_rows: int = Field(200_000, ge=10)
+    recall: RecallConfig = RecallConfig()
     triggers: TriggerConfig = TriggerConfig()
     gates: GatesConfig = GatesConfig()
     params: dict[str, float | int | str | bool] = Field(

@@ -35,6 +35,14 @@ def register(app: faust.App, runtime: Runtime) -> None:
                 # A command must never stop the agent; the log says what went wrong.
                 log.exception("control message at offset %d failed", raw.offset)
 
+    @app.task
+    async def warm_training_process() -> None:
+        services = await runtime.services()
+        try:
+            await services.retrain.warm_up()
+        except Exception:
+            log.exception("the training process did not start ahead; runs start it themselves")
+
     @app.timer(interval=HOUSEKEEPING_SECONDS, on_leader=True)
     async def retrain_housekeeping() -> None:
         services = await runtime.services()

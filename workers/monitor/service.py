@@ -27,6 +27,7 @@ from workers.monitor.error_stream import ErrorStreamMonitor
 from workers.monitor.quality import Example, QualityTracker, ReferenceLosses
 from workers.monitor.sql import DriftRow, SnapshotRow
 from workers.publish import EventPublisher, Listener, notify, publish_or_forget
+from workers.retrain.scoring import higher_is_better
 from workers.settings import ModelConfig, Settings
 from workers.shadow import checkpoint
 from workers.shadow import sql as shadow_sql
@@ -46,13 +47,37 @@ class _Version:
     trackers: dict[str, QualityTracker] = field(default_factory=dict)  # segment -> tracker
     errors: ErrorStreamMonitor | None = None
     dirty: set[str] = field(default_factory=set)
+    # Its quality on the validation rows it was trained with, from its model card: {} for
+    # a version trained elsewhere, None until looked up.
+    validation: dict[str, float] | None = None
+    validation_n: int = 0
 
-    def reference_values(self) -> dict[str, float]:
-        """Every metric over the reference, once it is complete."""
+    def first_values(self) -> dict[str, float]:
+        """Every metric over its first matured examples, once there are enough."""
         if self.reference.total < self.reference_size:
             return {}
         taken = next(iter(self.reference.snapshot().values()), None)
         return {} if taken is None else dict(taken[0])
+
+    def reference_values(self) -> dict[str, float]:
+        """The quality it is held to: the better of its first matured examples and its
+        validation rows. A version promoted just as the concept changed back first sees
+        data it does not know; its validation rows still say how good it can be."""
+        return {m: self.reference_for(m)[0] for m in self._known_metrics()}
+
+    def _known_metrics(self) -> set[str]:
+        return set(self.first_values()) | set(self.validation or {})
+
+    def reference_for(self, metric: str) -> tuple[float, int]:
+        """(reference value, how many examples it rests on) for one known metric."""
+        first = self.first_values().get(metric)
+        held_out = (self.validation or {}).get(metric)
+        if held_out is not None and (
+            first is None or (held_out > first if higher_is_better(metric) else held_out < first)
+        ):
+            return held_out, self.validation_n
+        assert first is not None, f"no reference for {metric}"
+        return first, self.reference.total
 
 
 class MonitorService:
@@ -235,6 +260,7 @@ class MonitorService:
             fed += len(rows)
             if len(rows) < batch:
                 break
+        await self._look_up_validation()
         snapshots, alerts = self._check_alerts(now)
         cadence = self.settings.monitoring.snapshot_interval_seconds
         if self._last_snapshot is None or (now - self._last_snapshot).total_seconds() >= cadence:
@@ -384,6 +410,17 @@ class MonitorService:
                     self._checkpointed[(model, key)] = ch.learned
         return rows
 
+    async def _look_up_validation(self) -> None:
+        """Each new version's validation quality, from the registry, once."""
+        new = [(key, st) for key, st in self._versions.items() if st.validation is None]
+        if not new:
+            return
+        async with self.pool.acquire() as conn:
+            for (model, version), state in new:
+                state.validation, state.validation_n = await sql.validation_quality(
+                    conn, model, version
+                )
+
     def _check_alerts(self, now: datetime) -> tuple[list[SnapshotRow], list[QualityAlertRaised]]:
         rows: list[SnapshotRow] = []
         alerts: list[QualityAlertRaised] = []
@@ -399,15 +436,13 @@ class MonitorService:
                 values, n = snap[rule.window]
                 value = values[rule.metric]
                 key = (model, version, rule.metric, rule.window)
-                reference = state.reference_values().get(rule.metric)
+                reference, n_ref = (
+                    state.reference_for(rule.metric)
+                    if rule.metric in state.reference_values()
+                    else (None, 0)
+                )
                 significant = reference is None or state.reference_losses.significant(
-                    rule.metric,
-                    value,
-                    reference,
-                    n,
-                    state.reference.total,
-                    rule.z,
-                    up=rule.direction == "above",
+                    rule.metric, value, reference, n, n_ref, rule.z, up=rule.direction == "above"
                 )
                 if self._alerts.observe(key, rule.breached(value, n, reference, significant)):
                     bound = rule.bound(reference)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -341,3 +342,24 @@ def _columns(rows: Sequence[Any], cls: type) -> list[list[Any]]:
     """Column-wise lists of a dataclass sequence, in field order, for unnest()."""
     names = [f.name for f in dataclasses.fields(cls)]
     return [[getattr(r, n) for r in rows] for n in names]
+
+
+VALIDATION_QUALITY = """
+SELECT card->'metrics' AS metrics, card->'samples'->'validation' AS n
+FROM model_versions WHERE model = $1 AND version = $2
+"""
+
+
+async def validation_quality(conn: Conn, model: str, version: str) -> tuple[dict[str, float], int]:
+    """A version's metrics on its validation rows ({metric: value}) and how many rows;
+    ({}, 0) for a version without them (trained elsewhere, or not registered yet)."""
+    row = await conn.fetchrow(VALIDATION_QUALITY, model, version)
+    if row is None or not isinstance(row["metrics"], dict) or not isinstance(row["n"], int):
+        return {}, 0
+    prefix = "validation_"
+    values = {
+        k.removeprefix(prefix): float(v)
+        for k, v in row["metrics"].items()
+        if k.startswith(prefix) and isinstance(v, int | float) and math.isfinite(v)
+    }
+    return values, row["n"]

@@ -57,6 +57,40 @@ class Registry:
             )
             await sql.audit(conn, SYSTEM, "adopt", model, version, {})
 
+    async def adopt(
+        self, model: str, version: str, *, kind: str, artifact_dir: str, files: dict[str, str]
+    ) -> str:
+        """Record a model trained elsewhere, with its artifact: the first champion when the
+        model has none (as `adopt_external`, but recallable and servable), else a candidate
+        that waits for ApproveVersion. Returns the status it got."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            first = await sql.lock_alias(conn, model, CHAMPION) is None
+            status = "champion" if first else "candidate"
+            if not await sql.insert_version(
+                conn,
+                model=model,
+                version=version,
+                status=status,
+                kind=kind,
+                artifact_dir=artifact_dir,
+                files=files,
+                card={"note": "trained outside Outcome Loop; adopted with its artifact"},
+            ):
+                raise RegistryError(f"{model} {version} is already registered")
+            if first:
+                await sql.set_alias(
+                    conn,
+                    model,
+                    CHAMPION,
+                    version,
+                    None,
+                    SYSTEM,
+                    "adopted as the first champion",
+                    None,
+                )
+            await sql.audit(conn, SYSTEM, "adopt", model, version, {"status": status})
+        return status
+
     async def register(self, **values: Any) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await sql.insert_version(conn, **values):

@@ -122,6 +122,23 @@ def promoted(
     )
 
 
+def recall_due(loop: Loop, facts: Facts, cfg: RetrainConfig) -> bool:
+    """Whether earlier champions may be tried on the post-change rows now: a degradation
+    with a known start and version is waiting, enough rows have matured, promotions are
+    automatic (a recall replaces the champion at once) and nothing else is going on."""
+    waiting = loop.state in ("waiting_for_evidence", "deferred", "backoff")
+    return (
+        cfg.recall.enabled
+        and cfg.promotion == "auto"
+        and waiting
+        and loop.version is not None
+        and loop.change_at is not None
+        and not facts.paused
+        and not facts.running
+        and facts.post_change_rows >= cfg.recall.min_rows
+    )
+
+
 def advance(loop: Loop, facts: Facts, cfg: RetrainConfig) -> Step:
     """One step of the controller: wait, start a run, or give up."""
     if loop.state == "healthy":

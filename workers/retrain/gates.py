@@ -208,6 +208,16 @@ def model_gates(view: ModelView, cfg: GatesConfig, *, seed: int = 7) -> list[Gat
     return [r for fn in _MODEL.values() if (r := fn(view, cfg, seed)) is not None]
 
 
+def model_gate(name: str, view: ModelView, cfg: GatesConfig, *, seed: int = 7) -> GateResult:
+    """Run one model gate by name (it must apply to ``view``)."""
+    if get_gate(name).stage != "model":
+        raise ConfigError(f"{name!r} is a data gate")
+    result = _MODEL[name](view, cfg, seed)
+    if result is None:
+        raise ValueError(f"gate {name!r} does not apply here")
+    return result
+
+
 def all_passed(results: Iterable[GateResult]) -> bool:
     """True when no gate failed (an empty list passes: nothing applied)."""
     return all(r.passed for r in results)

@@ -420,3 +420,22 @@ def load_model(directory: Path, expected: Mapping[str, str]) -> TrainedModel:
         raise
     except Exception as exc:  # a foreign parser's error, wrapped once with the directory
         raise ArtifactError(f"cannot load the {kind} model in {directory}: {exc}") from exc
+
+
+def saved_files(directory: Path) -> tuple[str, dict[str, str]]:
+    """The kind and {file: sha256} of a model folder written by ``save`` elsewhere (its
+    spec names its kind, the kind names its files), checked by loading it. Raises
+    ArtifactError."""
+    try:
+        header = json.loads((directory / SPEC_FILE).read_bytes())
+        entry = MODEL_KINDS[header["kind"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{directory} is not a saved model: {exc!r}") from exc
+    files = {}
+    for name in (*entry.files, SPEC_FILE):
+        try:
+            files[name] = _sha256((directory / name).read_bytes())
+        except OSError as exc:
+            raise ArtifactError(f"{directory}: a {entry.name} model needs {name}: {exc}") from exc
+    load_model(directory, files)
+    return entry.name, files

@@ -61,6 +61,17 @@ class RunResult:
     samples: dict[str, int] = field(default_factory=dict)
 
 
+def preload() -> None:
+    """A training process's initializer: import the learners before a run needs them
+    (LightGBM, scikit-learn and their native libraries take seconds to load)."""
+    import lightgbm  # noqa: F401
+    import sklearn.linear_model  # noqa: F401
+
+
+def warm() -> None:
+    """Nothing: the first child of a pool runs this so its replacement starts warm."""
+
+
 def numeric_columns(rows: list[Row], names: list[str]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name in names:

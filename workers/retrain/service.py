@@ -34,7 +34,8 @@ from workers.retrain.gates import (
     GateResult,
     first_failure,
 )
-from workers.retrain.pipeline import RunJob, run_job
+from workers.retrain.pipeline import RunJob, run_job, warm
+from workers.retrain.recall import Former, RecallJob, recall_job
 from workers.retrain.triggers import ControlState, Decision, TriggerKind, decide
 from workers.settings import ModelConfig, Settings
 
@@ -64,6 +65,8 @@ class RetrainService:
         # move it), and the run each loop started, still going in this process.
         self._loop_locks: dict[str, asyncio.Lock] = {}
         self._loop_runs: dict[str, asyncio.Task[Any]] = {}
+        # The degradation (version, change) each model last tried a recall for.
+        self._recalled: dict[str, tuple[str | None, datetime | None]] = {}
         # Whether a version still shows a quality or error episode (the monitor answers;
         # without one, a degradation counts as lasting until a promotion).
         self.degraded: Callable[[str, str], bool] = lambda model, version: True
@@ -97,6 +100,12 @@ class RetrainService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def warm_up(self) -> None:
+        """Start the training process ahead of the first run (it imports the learners),
+        so a run after a change starts at once rather than seconds later."""
+        if any(cfg.retrain.enabled for cfg in self.settings.models.values()):
+            await asyncio.get_running_loop().run_in_executor(self.executor, warm)
 
     async def idle(self) -> None:
         """Wait for background runs (tests, shutdown)."""
@@ -246,9 +255,10 @@ class RetrainService:
         rows = 0
         if loop.change_at is not None:
             need = loop.refresh_rows if not loop.open else None
+            need = need or controller.needed_rows(loop, cfg.retrain)
             async with self.pool.acquire() as conn:
                 rows = await sql.post_change_rows(
-                    conn, model, loop.change_at, need or controller.needed_rows(loop, cfg.retrain)
+                    conn, model, loop.change_at, max(need, cfg.retrain.recall.min_rows)
                 )
         last_run = row["last_auto_retrain_at"]
         if last_run is not None and row["rearmed_at"] is not None and row["rearmed_at"] >= last_run:
@@ -261,9 +271,97 @@ class RetrainService:
             degraded=loop.version is None or self.degraded(model, loop.version),
             post_change_rows=rows,
         )
+        if controller.recall_due(loop, facts, cfg.retrain) and self._recalled.get(model) != (
+            loop.version,
+            loop.change_at,
+        ):
+            # Once per degradation, before any training: an earlier champion may know this.
+            self._recalled[model] = (loop.version, loop.change_at)
+            task = asyncio.create_task(self._recall(model, loop))
+            self._loop_runs[model] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return loop
         step = controller.advance(loop, facts, cfg.retrain)
         await self._settle_loop(model, loop, step, rows)
         return step.loop
+
+    async def _recall(self, model: str, loop: Loop) -> str | None:
+        """Try the model's earlier champions on the post-change rows; serve the best again
+        when it is clearly better. Returns the recalled version, or None."""
+        cfg = self.settings.models[model]
+        assert loop.version is not None and loop.change_at is not None
+        async with self.pool.acquire() as lease:
+            if not await sql.try_run_lock(lease, model):
+                return None
+            try:
+                return await self._leased_recall(model, cfg, loop.version, loop.change_at)
+            except Exception:
+                log.exception("%s: recall of an earlier version failed; training goes on", model)
+                return None
+            finally:
+                await sql.run_unlock(lease, model)
+
+    async def _leased_recall(
+        self, model: str, cfg: ModelConfig, champion: str, change_at: datetime
+    ) -> str | None:
+        recall = cfg.retrain.recall
+        async with self.pool.acquire() as conn:
+            formers = await sql.former_champions(conn, model, recall.versions)
+            if not formers:
+                log.info("%s: no earlier champion with an artifact to recall", model)
+                return None
+            run_id = await sql.start_run(
+                conn, model, "recall", {"version": champion, "change_at": change_at.isoformat()}
+            )
+        if run_id is None:
+            return None
+        job = RecallJob(
+            dsn=dsn_of(self.settings),
+            model=model,
+            cfg=cfg,
+            champion=champion,
+            change_at=change_at,
+            formers=tuple(Former(f["version"], f["artifact_dir"], f["files"]) for f in formers),
+            seed=run_id,
+        )
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                self.executor, recall_job, job
+            )
+        except Exception as exc:
+            if isinstance(exc, BrokenProcessPool) and self._executor_factory is not None:
+                self.executor = self._executor_factory()
+            await self._finish(run_id, "failed", None, {}, [], {}, repr(exc))
+            raise
+        recalled = result.recalled
+        current = await self.registry.champion(model)
+        if recalled is not None and (current is None or current["version"] != champion):
+            recalled = None  # someone else changed the champion meanwhile
+        report = [result.gate] if result.gate is not None else []
+        await self._finish(
+            run_id,
+            "succeeded" if recalled else "gated",
+            recalled or result.best,
+            {"recall": result.describe(), "rows": result.rows},
+            report,
+            {"recall": result.seconds},
+            None,
+        )
+        gate = result.gate.reason if result.gate is not None else "no earlier version scored"
+        if recalled is None:
+            log.info(
+                "%s: recall run %d: no earlier version is clearly better: %s", model, run_id, gate
+            )
+            return None
+        reason = f"recalled by run {run_id}: better on {result.rows} post-change rows ({gate})"
+        promoted = await self.registry.promote(
+            model, recalled, by=SYSTEM, reason=reason, rollback=True
+        )
+        await self.publisher.publish(self.settings.topics.models, promoted, key=model)
+        log.warning("%s: %s serves again (was %s): %s", model, recalled, champion, reason)
+        await self.rearm(model, reason)
+        return recalled
 
     async def _settle_loop(
         self, model: str, old: Loop, step: controller.Step, rows: int = 0

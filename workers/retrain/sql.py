@@ -120,6 +120,19 @@ SERVING_VERSION = """
 SELECT model_version FROM predictions WHERE model = $1 ORDER BY predicted_at DESC LIMIT 1
 """
 
+# The model's earlier champions with an artifact, the most recently serving first.
+FORMER_CHAMPIONS = """
+SELECT v.version, v.artifact_dir, v.files
+FROM model_versions v
+JOIN (
+    SELECT version, max(id) AS last FROM alias_history
+    WHERE model = $1 AND alias = 'champion' GROUP BY version
+) served USING (version)
+WHERE v.model = $1 AND v.status = 'retired' AND v.artifact_dir IS NOT NULL
+ORDER BY served.last DESC
+LIMIT $2
+"""
+
 RUNS = "SELECT * FROM retrain_runs WHERE model = $1 ORDER BY id DESC LIMIT $2"
 
 
@@ -251,3 +264,7 @@ WHERE status = 'succeeded' GROUP BY model
 
 async def last_successful_runs(conn: Conn) -> dict[str, datetime]:
     return {r["model"]: r["at"] for r in await conn.fetch(LAST_SUCCESSFUL_RUNS)}
+
+
+async def former_champions(conn: Conn, model: str, limit: int) -> list[asyncpg.Record]:
+    return list(await conn.fetch(FORMER_CHAMPIONS, model, limit))
