@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,9 @@ from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.ingest.decode import RawMessage
 from workers.monitor.status import summary
+from workers.registry.adopt import adopt_saved
+from workers.retrain.features import FeatureSpec
+from workers.retrain.models import TrainedModel, fit_model, load_model
 from workers.runtime import Services
 from workers.settings import (
     AbsoluteGate,
@@ -277,3 +281,106 @@ async def control(pool: asyncpg.Pool) -> asyncpg.Record:
         row = await c.fetchrow("SELECT * FROM model_controls WHERE model = 'ctr'")
     assert row is not None
     return row
+
+
+async def send_concept(
+    s: Services,
+    settings: Settings,
+    rng: np.random.Generator,
+    start: int,
+    n: int,
+    *,
+    slope: float,
+    version: str,
+    model: TrainedModel | None,
+) -> int:
+    """``n`` examples of label = 0.05 + slope·x, each scored by ``version`` (``model``'s
+    predictions, or the old concept's formula for a version without one)."""
+    t0 = utc_now() - BACKLOG
+    rows = [{"x": float(rng.normal()), "channel": "ab"[i % 2]} for i in range(start, start + n)]
+    scores = model.predict(rows) if model is not None else [0.05 + 0.03 * r["x"] for r in rows]
+    raws = []
+    for k, (row, score) in enumerate(zip(rows, scores, strict=True)):
+        i = start + k
+        at = t0 + timedelta(milliseconds=100 * i)
+        p = PredictionMade(
+            prediction_id=f"p{i}",
+            model="ctr",
+            model_version=version,
+            features=row,
+            prediction=float(score),
+            predicted_at=at,
+        )
+        label = 0.05 + slope * float(row["x"]) + float(rng.normal(0, 0.012))
+        o = OutcomeObserved(
+            prediction_id=p.prediction_id,
+            outcome_kind="measured",
+            value=label,
+            observed_at=at + timedelta(seconds=30),
+        )
+        raws += [
+            RawMessage(settings.topics.predictions, 0, 2 * i, None, p.to_bytes()),
+            RawMessage(settings.topics.outcomes, 0, 2 * i + 1, None, o.to_bytes()),
+        ]
+    await s.ingest.handle(raws)
+    return start + n
+
+
+async def test_a_concept_that_comes_back_is_served_by_the_version_that_knew_it(
+    services: tuple[Services, CollectingPublisher, Settings],
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    s, publisher, settings = services
+    rng = np.random.default_rng(11)
+    # v1, trained elsewhere on the first concept, is adopted with its artifact.
+    train = [{"x": float(rng.normal()), "channel": "ab"[i % 2]} for i in range(400)]
+    labels = [0.05 + 0.03 * r["x"] for r in train]
+    v1 = fit_model(
+        "linear", "regression", FeatureSpec.infer(("x", "channel"), train), train, labels
+    )
+    v1.save(tmp_path)
+    assert await adopt_saved(settings, s.registry, "ctr", "v1", tmp_path) == "champion"
+    i = await send_concept(s, settings, rng, 0, 1500, slope=0.03, version="v1", model=v1)
+    await s.monitor.tick_quality()
+    # The concept changes: a retrain on post-change rows replaces v1 (nothing to recall:
+    # v1 is the only version, and it is the champion).
+    for _ in range(7):  # the monitor ticks as examples mature, as in a live stream
+        i = await send_concept(s, settings, rng, i, 100, slope=-0.03, version="v1", model=v1)
+        await s.monitor.tick_quality()
+        await s.retrain.step_all()
+        await s.retrain.idle()
+    [first] = await runs(pool)
+    assert first["trigger"] == "quality_alert" and first["status"] == "succeeded"
+    r1 = f"r{first['id']}"
+    champion = await s.registry.champion("ctr")
+    assert champion is not None and champion["version"] == r1
+    r1_model = load_model(Path(champion["artifact_dir"]), champion["files"])
+    # r1 serves the new concept well: no alert on it.
+    i = await send_concept(s, settings, rng, i, 400, slope=-0.03, version=r1, model=r1_model)
+    await s.monitor.tick_quality()
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    assert len(await runs(pool)) == 1
+    # The first concept comes back: r1 alerts, and v1 serves again after a few hundred
+    # examples, without training.
+    for _ in range(5):
+        i = await send_concept(s, settings, rng, i, 100, slope=0.03, version=r1, model=r1_model)
+        await s.monitor.tick_quality()
+        await s.retrain.step_all()
+        await s.retrain.idle()
+    recall = (await runs(pool))[-1]
+    assert recall["trigger"] == "recall", [dict(r) for r in await runs(pool)]
+    assert recall["status"] == "succeeded" and recall["candidate_version"] == "v1"
+    [gate] = recall["gate_report"]
+    assert gate["name"] == "improvement" and gate["passed"]
+    assert gate["numbers"]["interval_low"] >= settings.models["ctr"].retrain.recall.min_improvement
+    back = await s.registry.champion("ctr")
+    assert back is not None and back["version"] == "v1"
+    promoted = publisher.of_type(ModelPromoted)
+    assert promoted[-1].version == "v1" and promoted[-1].rollback  # type: ignore[attr-defined]
+    assert (await control(pool))["loop_state"] == "healthy"
+    # Once per degradation: later steps start nothing more.
+    await s.retrain.step_all()
+    await s.retrain.idle()
+    assert [r["trigger"] for r in await runs(pool)] == ["quality_alert", "recall"]

@@ -178,3 +178,27 @@ def test_tail_drift_reads_every_event_on_the_drift_topic() -> None:
     )
     line = format_drift(gave_up.to_bytes())
     assert "RETRAIN EXHAUSTED ctr v1: 3 attempt(s)" in line and "gate improvement" in line
+
+
+def test_a_version_is_held_to_the_better_of_its_first_examples_and_its_validation() -> None:
+    from workers.monitor.quality import QualityTracker, ReferenceLosses
+    from workers.monitor.service import _Version
+
+    state = _Version(
+        reference=QualityTracker("regression", (4,), ()),
+        reference_size=4,
+        reference_losses=ReferenceLosses("regression"),
+    )
+    assert state.reference_values() == {}
+    # Validation alone sets the reference before its first examples have matured.
+    state.validation, state.validation_n = {"mae": 0.5}, 300
+    assert state.reference_values() == {"mae": 0.5}
+    assert state.reference_for("mae") == (0.5, 300)
+    # Its first examples came from a changed concept (MAE 2.0): validation still rules.
+    for _ in range(4):
+        state.reference.update(2.0, 0.0, None)
+    assert state.reference_values()["mae"] == 0.5
+    # Better first examples than validation: they are the reference.
+    state.validation = {"mae": 3.0}
+    assert state.reference_for("mae") == (2.0, 4)
+    assert "rmse" in state.reference_values()  # first examples give every metric

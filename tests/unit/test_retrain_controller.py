@@ -206,3 +206,30 @@ def test_a_promotion_on_few_rows_is_refreshed_as_post_change_data_grows() -> Non
     off = RetrainConfig(triggers={"refresh_growth": 0})
     assert controller.promoted(training, rows=500, cfg=off, reason="x").refresh_rows is None
     assert controller.promoted(Loop(), rows=500, cfg=CFG, reason="x").refresh_rows is None
+
+
+def test_recall_is_tried_while_a_degradation_waits_with_enough_rows() -> None:
+    loop = opened()
+    need = CFG.recall.min_rows
+    assert not controller.recall_due(loop, facts(post_change_rows=need - 1), CFG)
+    assert controller.recall_due(loop, facts(post_change_rows=need), CFG)
+    # Not while paused or running, not without a known change, not for a healthy model,
+    # and not when promotions wait for a person (a recall replaces the champion at once).
+    assert not controller.recall_due(loop, facts(post_change_rows=need, paused=True), CFG)
+    assert not controller.recall_due(loop, facts(post_change_rows=need, running=True), CFG)
+    unknown = Loop(state="waiting_for_evidence", version="v1", change_at=None)
+    assert not controller.recall_due(unknown, facts(post_change_rows=need), CFG)
+    assert not controller.recall_due(Loop(), facts(post_change_rows=need), CFG)
+    approval = CFG.model_copy(update={"promotion": "approval"})
+    assert not controller.recall_due(loop, facts(post_change_rows=need), approval)
+    off = RetrainConfig(recall={"enabled": False})
+    assert not controller.recall_due(loop, facts(post_change_rows=10_000), off)
+
+
+def test_recall_picks_the_best_finite_score_for_the_metric() -> None:
+    from workers.retrain.recall import best_version
+
+    assert best_version("mae", {"v1": 0.4, "v2": 0.2, "v3": float("nan")}) == "v2"
+    assert best_version("roc_auc", {"v1": 0.7, "v2": 0.9}) == "v2"
+    assert best_version("mae", {"v1": float("inf")}) is None
+    assert best_version("mae", {}) is None

@@ -277,16 +277,19 @@ class RetrainService:
         ):
             # Once per degradation, before any training: an earlier champion may know this.
             self._recalled[model] = (loop.version, loop.change_at)
-            task = asyncio.create_task(self._recall(model, loop))
-            self._loop_runs[model] = task
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return loop
+            async with self.pool.acquire() as conn:
+                formers = await sql.former_champions(conn, model, cfg.retrain.recall.versions)
+            if formers:
+                task = asyncio.create_task(self._recall(model, loop, formers))
+                self._loop_runs[model] = task
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return loop
         step = controller.advance(loop, facts, cfg.retrain)
         await self._settle_loop(model, loop, step, rows)
         return step.loop
 
-    async def _recall(self, model: str, loop: Loop) -> str | None:
+    async def _recall(self, model: str, loop: Loop, formers: list[asyncpg.Record]) -> str | None:
         """Try the model's earlier champions on the post-change rows; serve the best again
         when it is clearly better. Returns the recalled version, or None."""
         cfg = self.settings.models[model]
@@ -295,7 +298,7 @@ class RetrainService:
             if not await sql.try_run_lock(lease, model):
                 return None
             try:
-                return await self._leased_recall(model, cfg, loop.version, loop.change_at)
+                return await self._leased_recall(model, cfg, loop.version, loop.change_at, formers)
             except Exception:
                 log.exception("%s: recall of an earlier version failed; training goes on", model)
                 return None
@@ -303,14 +306,14 @@ class RetrainService:
                 await sql.run_unlock(lease, model)
 
     async def _leased_recall(
-        self, model: str, cfg: ModelConfig, champion: str, change_at: datetime
+        self,
+        model: str,
+        cfg: ModelConfig,
+        champion: str,
+        change_at: datetime,
+        formers: list[asyncpg.Record],
     ) -> str | None:
-        recall = cfg.retrain.recall
         async with self.pool.acquire() as conn:
-            formers = await sql.former_champions(conn, model, recall.versions)
-            if not formers:
-                log.info("%s: no earlier champion with an artifact to recall", model)
-                return None
             run_id = await sql.start_run(
                 conn, model, "recall", {"version": champion, "change_at": change_at.isoformat()}
             )
