@@ -11,8 +11,11 @@ def create_app(settings: Settings) -> faust.App:
     if settings.kafka_bootstrap is None:
         raise ValueError("create_app needs a resolved kafka_bootstrap (see infra.ensure_infra)")
     w = settings.worker
+    # An ingest-only worker joins a Faust group of its own: in the loop's group it could
+    # take the leadership the loop's timers (monitoring, retraining) run under.
+    app_id = f"{settings.app_id}-ingest-role" if w.role == "ingest" else settings.app_id
     return faust.App(
-        settings.app_id,
+        app_id,
         broker=[f"kafka://{host}" for host in settings.kafka_bootstrap.split(",")],
         # PostgreSQL is the source of truth: no Faust tables to recover, nothing on disk.
         store="memory://",

@@ -22,6 +22,7 @@ class Observed:
     leader: bool
     monitor_ok_at: datetime | None  # the last monitor tick that succeeded
     monitor_error: str | None  # the last tick's error, if it failed
+    ingest_process: tuple[bool, str] | None = None  # role all: (ok, reason) of the child
 
 
 def assess(o: Observed, cfg: HealthConfig) -> dict[str, Any]:
@@ -53,6 +54,8 @@ def assess(o: Observed, cfg: HealthConfig) -> dict[str, Any]:
         if stalled
         else "keeping up",
     )
+    if o.ingest_process is not None:
+        check("ingest_process", *o.ingest_process)
     if o.leader:
         ran = o.monitor_ok_at or o.started_at
         behind = (o.now - ran).total_seconds()

@@ -15,6 +15,7 @@ from schemas.base import utc_now
 from workers import metrics
 from workers.control.service import ControlService
 from workers.db.pool import create_pool
+from workers.ingest.child import IngestChild
 from workers.ingest.consumer import BatchConsumer
 from workers.ingest.service import DeadLetterSink, IngestService
 from workers.monitor.service import MonitorService
@@ -136,6 +137,7 @@ class Runtime:
         self.monitor_error: str | None = None
         # Set when this process ingests (roles ingest and all): its partitions for /health.
         self.ingest_consumer: BatchConsumer | None = None
+        self.ingest_child: IngestChild | None = None  # role all: the ingest process
 
     def monitor_ran(self, error: BaseException | None) -> None:
         if error is None:

@@ -72,13 +72,31 @@ class WorkerConfig(_Frozen):
     role: Role = Field(
         "all",
         description="ingest: consume and join only; loop: monitoring, challengers, retraining "
-        "and commands; all: both in one process",
+        "and commands; all: both, ingestion in a child process (see ingest_process)",
+    )
+    ingest_process: bool = Field(
+        True,
+        description="role all: ingest in a supervised child process with its own CPU and "
+        "GIL, so the loop's work cannot slow the hot path; false: one process does both",
+    )
+    ingest_web_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="role all: the ingest process's /health and /metrics, on 127.0.0.1; "
+        "0 picks a free port",
     )
     session_timeout_seconds: float = Field(8.0, gt=0)
     heartbeat_interval_seconds: float = Field(1.0, gt=0)
     commit_interval_seconds: float = Field(1.0, gt=0)
     batch_max: int = Field(2000, ge=1)
     batch_within_seconds: float = Field(0.25, gt=0)
+    fetch_max_wait_seconds: float = Field(
+        0.05,
+        gt=0,
+        description="longest a fetch waits for new messages (aiokafka's fetch_max_wait_ms; "
+        "some brokers hold every fetch this long, which would add it to each event's latency)",
+    )
     sweep_interval_seconds: float = Field(2.0, gt=0)
     sweep_batch: int = Field(20000, ge=1)
     web_enabled: bool = True
@@ -448,6 +466,14 @@ class ShadowConfig(_Frozen):
         description="challengers learn from at most this many examples a second (short bursts "
         "up to two seconds' worth); under more load the rest are skipped and counted, so "
         "challengers sample rather than fall behind or slow ingestion",
+    )
+    max_cpu_share: float = Field(
+        0.25,
+        gt=0,
+        le=4,
+        description="challengers learn with at most this share of one CPU core, measured "
+        "(a Hoeffding tree costs 20x a linear model per example); beyond, examples are "
+        "skipped and counted like those over max_learn_per_second",
     )
     on_ahead: Literal["none", "retrain"] = "none"
     checkpoint_every: int = Field(1000, ge=1, description="examples between checkpoints")

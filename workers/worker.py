@@ -18,6 +18,7 @@ from workers.db.migrate import migrate
 from workers.db.pool import create_pool
 from workers.dlq import FaustDeadLetterSink
 from workers.ingest import agents as ingest_agents
+from workers.ingest.child import IngestChild
 from workers.monitor import agents as monitor_agents
 from workers.notify import agents as notify_agents
 from workers.publish import FaustPublisher
@@ -57,8 +58,11 @@ class BoundedWorker(Worker):
         super().__init__(*args, **kwargs)
         self._shutdown_timeout = shutdown_timeout
         self._watchdog: threading.Timer | None = None
+        self.ingest_child: IngestChild | None = None
 
     def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if self.ingest_child is not None:
+            threading.Thread(target=self.ingest_child.stop, daemon=True).start()
         if self._watchdog is None:
             self._watchdog = threading.Timer(self._shutdown_timeout, self._give_up, (signal,))
             self._watchdog.daemon = True
@@ -86,6 +90,11 @@ def run_worker(settings: Settings) -> NoReturn:
     sink = FaustDeadLetterSink(bytes_topic(app, settings.topics.dlq, settings))
     runtime = Runtime(settings, sink, FaustPublisher(app, settings))
     role = settings.worker.role
+    child: IngestChild | None = None
+    if role == "all" and settings.worker.ingest_process:
+        # Ingestion in its own process; this one runs the loop and supervises it.
+        child = runtime.ingest_child = IngestChild(settings)
+        role = "loop"
     if role in ("ingest", "all"):
         ingest_agents.register(app, runtime)
     if role in ("loop", "all"):
@@ -95,7 +104,7 @@ def run_worker(settings: Settings) -> NoReturn:
         notify_agents.register(app, runtime)
         dashboard_agents.register_web(app, runtime)
     monitor_agents.register_web(app, runtime)
-    log.info("worker role: %s", role)
+    log.info("worker role: %s%s", settings.worker.role, " (ingesting in a child)" if child else "")
     worker = BoundedWorker(
         app,
         loglevel=settings.log_level,
@@ -103,4 +112,11 @@ def run_worker(settings: Settings) -> NoReturn:
         quiet=True,
         shutdown_timeout=settings.worker.shutdown_timeout_seconds,
     )
-    worker.execute_from_commandline()
+    if child is not None:
+        worker.ingest_child = child
+        child.start()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        if child is not None:
+            child.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -190,6 +191,15 @@ async def test_a_killed_worker_loses_and_doubles_nothing(
     assert dead == 0  # redelivered predictions are recognised as the same events
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 async def http_get(url: str) -> tuple[int, bytes]:
     def fetch() -> tuple[int, bytes]:
         try:
@@ -241,6 +251,12 @@ async def test_the_worker_serves_metrics_health_status_and_reports_lag(
         return status == 200 and json.loads(body)["consuming"]
 
     await wait_until(healthy, timeout=30, what="/health to say consuming", worker=worker)
+    # Role all ingests in a child process; /health judges it too.
+    _, body = await http_get(f"{base}/health")
+    child = json.loads(body)["checks"]["ingest_process"]
+    assert child["ok"], child
+    child_pid = int(re.search(r"pid (\d+)", child["reason"]).group(1))  # type: ignore[union-attr]
+    assert child_pid != worker.proc.pid and running(child_pid)
 
     async def snapshot_taken() -> bool:
         _, body = await http_get(f"{base}/metrics")
@@ -271,6 +287,14 @@ async def test_the_worker_serves_metrics_health_status_and_reports_lag(
     assert report.consumer_group == ingest_group(settings)
     assert {p.topic for p in report.partitions} == set(settings.topics.ingest_names())
     assert report.pending_total >= 0 and report.window_seconds > 0
+
+    # A parent killed outright takes its ingest process with it: no ingester left alone.
+    worker.kill()
+    for _ in range(150):  # 30 s
+        if not running(child_pid):
+            break
+        await asyncio.sleep(0.2)
+    assert not running(child_pid), "the ingest process outlived its parent"
 
 
 async def test_signed_commands_through_the_control_topic(

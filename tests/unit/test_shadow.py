@@ -119,3 +119,18 @@ def test_checkpoints_round_trip_and_refuse_tampering() -> None:
         load(blob + b"x", digest, b"key")
     with pytest.raises(CheckpointError):
         load(blob, digest, b"other key")
+
+
+def test_challengers_learn_within_their_share_of_a_cpu_core() -> None:
+    now = [0.0]
+    tracker = ShadowTracker("ctr", cfg("linear", max_cpu_share=0.2), clock=lambda: now[0])
+    # A fake CPU clock on which each learned example costs 10 ms.
+    tracker.cpu_clock = lambda: 0.01 * tracker.challengers["linear"].learned
+    # 1,000 examples a second for 10 s at 10 ms each would need 10 cores; 0.2 of one
+    # affords 20 a second, after a burst of two seconds' worth (40).
+    for i, x, champ, label in stream(10_000, drift_at=10**9):
+        now[0] = i / 1000
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+    learned = tracker.challengers["linear"].learned
+    assert 40 + 20 * 9 <= learned <= 40 + 20 * 10 + 2, learned
+    assert tracker.skipped == 10_000 - learned

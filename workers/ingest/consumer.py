@@ -44,6 +44,7 @@ def make_consumer(settings: Settings) -> AIOKafkaConsumer:
         session_timeout_ms=int(w.session_timeout_seconds * 1000),
         heartbeat_interval_ms=int(w.heartbeat_interval_seconds * 1000),
         max_poll_records=w.batch_max,
+        fetch_max_wait_ms=int(w.fetch_max_wait_seconds * 1000),
         # One oversized message must still come through (to be dead-lettered), so a fetch
         # may carry a message larger than the per-partition size; Kafka allows that.
         max_partition_fetch_bytes=1 << 20,

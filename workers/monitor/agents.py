@@ -6,9 +6,10 @@ import logging
 
 import faust
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from schemas.base import utc_now
+from workers.exposition import merged_text
 from workers.health import Observed, assess
 from workers.monitor.kafka_lag import ConsumerLagProbe
 from workers.monitor.status import stale_after, summary
@@ -64,7 +65,11 @@ def register_web(app: faust.App, runtime: Runtime) -> None:
     async def prometheus(web: View, request: Request) -> Response:
         # aiohttp wants the charset apart from the media type.
         media_type = CONTENT_TYPE_LATEST.split(";")[0]
-        return web.text(generate_latest().decode(), content_type=media_type)
+        child = runtime.ingest_child
+        other = await child.metrics() if child is not None else None
+        # Role all: the ingest process's samples too, so one target shows the worker.
+        text = generate_latest() if other is None else merged_text(REGISTRY, other)
+        return web.text(text.decode(), content_type=media_type)
 
     @app.page("/health")
     async def health(web: View, request: Request) -> Response:
@@ -81,6 +86,9 @@ def register_web(app: faust.App, runtime: Runtime) -> None:
                 leader=runtime.settings.worker.role != "ingest" and app.is_leader(),
                 monitor_ok_at=runtime.monitor_ok_at,
                 monitor_error=runtime.monitor_error,
+                ingest_process=(
+                    await runtime.ingest_child.health() if runtime.ingest_child else None
+                ),
             ),
             runtime.settings.health,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -249,6 +250,10 @@ class MonitorService:
         fed = 0
         error_alerts: list[DriftDetected] = []
         batch = self.settings.monitoring.tail_batch
+        # A pass feeds at most one interval's worth of time: catching up on a backlog
+        # still checks alerts and writes snapshots every interval, not once at the end.
+        budget = self.settings.monitoring.quality_interval_seconds
+        began = time.monotonic()
         while True:
             async with self.pool.acquire() as conn:
                 rows = await sql.tail_examples(conn, self._seq, batch, self._with_features())
@@ -258,7 +263,7 @@ class MonitorService:
             if rows:
                 self._seq = rows[-1]["matured_seq"]
             fed += len(rows)
-            if len(rows) < batch:
+            if len(rows) < batch or time.monotonic() - began >= budget:
                 break
         await self._look_up_validation()
         snapshots, alerts = self._check_alerts(now)

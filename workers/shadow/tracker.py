@@ -77,8 +77,10 @@ class ShadowTracker:
     challengers: dict[str, Challenger] = field(default_factory=dict)
     skipped: int = 0  # examples not learned from: sampled out, or over the rate budget
     clock: Callable[[], float] = time.monotonic
+    cpu_clock: Callable[[], float] = time.thread_time
     _tokens: float = -1.0  # learning budget (token bucket); full at the first example
     _refilled_at: float = 0.0
+    _cpu_tokens: float = -1.0  # CPU seconds challengers may still spend learning
     _episodes: EpisodeTracker = field(default_factory=lambda: EpisodeTracker(clear_after=50))
 
     def __post_init__(self) -> None:
@@ -121,6 +123,7 @@ class ShadowTracker:
             self.skipped += 1
             return
         task = self.cfg.task
+        cpu = self.cpu_clock()
         for ch in self.challengers.values():
             if seq <= ch.seq:
                 continue  # learned before its checkpoint
@@ -130,17 +133,21 @@ class ShadowTracker:
             challengers.learn(ch.model, x, label, task)
             ch.learned += 1
             ch.seq = seq
+        self._cpu_tokens -= self.cpu_clock() - cpu
 
     def _budget(self) -> bool:
-        """Take one example from the learning budget of max_learn_per_second."""
-        rate = self.cfg.shadow.max_learn_per_second
+        """Take one example from the learning budget: max_learn_per_second examples and
+        max_cpu_share CPU seconds a second, each with two seconds' worth of burst."""
+        rate, share = self.cfg.shadow.max_learn_per_second, self.cfg.shadow.max_cpu_share
         now = self.clock()
         if self._tokens < 0:
-            self._tokens = 2 * rate
+            self._tokens, self._cpu_tokens = 2 * rate, 2 * share
         else:
-            self._tokens = min(2 * rate, self._tokens + rate * (now - self._refilled_at))
+            elapsed = now - self._refilled_at
+            self._tokens = min(2 * rate, self._tokens + rate * elapsed)
+            self._cpu_tokens = min(2 * share, self._cpu_tokens + share * elapsed)
         self._refilled_at = now
-        if self._tokens < 1:
+        if self._tokens < 1 or self._cpu_tokens <= 0:
             return False
         self._tokens -= 1
         return True
