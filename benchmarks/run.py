@@ -35,6 +35,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from benchmarks.efficacy import write_section
 from schemas.events import OutcomeObserved, PredictionMade
 from workers.db.migrate import migrate
 from workers.db.pool import create_pool
@@ -355,7 +356,7 @@ def serving_markdown(rows: Sequence[ServingRow], notes: Sequence[str]) -> str:
         "Such stalls hit predict() and score() alike, so they move p99, not the p50 ratio."
     )
     lines = [
-        "## Serving overhead: `ServingClient.score()` vs the model's `predict()`",
+        "### Serving overhead: `ServingClient.score()` vs the model's `predict()`",
         "",
         table(header, body),
         "",
@@ -370,8 +371,8 @@ def serving_markdown(rows: Sequence[ServingRow], notes: Sequence[str]) -> str:
 
 
 class NoDeadLetters:
-    async def publish(self, rows: Sequence[DeadLetterRow]) -> None:
-        return None
+    async def publish(self, rows: Sequence[DeadLetterRow]) -> list[BaseException | None]:
+        return [None] * len(rows)
 
 
 class TimedIngest(IngestService):
@@ -639,7 +640,7 @@ def ingest_markdown(rows: Sequence[IngestRow], notes: Sequence[str]) -> str:
         f"even if PostgreSQL cost nothing. {growth}"
     )
     lines = [
-        "## Ingest hot path: `IngestService.handle()` vs `sort_batch()` (decode only)",
+        "### Ingest hot path: `IngestService.handle()` vs `sort_batch()` (decode only)",
         "",
         table(header, body),
         "",
@@ -653,44 +654,25 @@ def ingest_markdown(rows: Sequence[IngestRow], notes: Sequence[str]) -> str:
 # Report ----------------------------------------------------------------------------------------
 
 
-def command_line(argv: Sequence[str]) -> str:
-    module = " ".join(["python -m benchmarks.run", *argv])
-    if os.environ.get("MAKELEVEL") and not argv:
-        return f"`make bench` (runs `.venv/bin/{module}`)"
-    return f"`{module}`"
+SECTION = "## In process: serving client and `handle()` (python -m benchmarks.run)"
 
 
 def header(argv: Sequence[str], started: datetime, seconds: float) -> str:
+    command = " ".join([".venv/bin/python -m benchmarks.run", *argv])
     return "\n".join(
         [
-            "# Benchmarks",
+            SECTION,
             "",
-            f"Made by {command_line(argv)} from the repository root, on "
-            f"{started:%Y-%m-%d %H:%M} UTC, in {seconds:.0f} s. Python "
-            f"{platform.python_version()} ({platform.machine()}), os.cpu_count() = "
-            f"{os.cpu_count()}.",
+            f"Made by `{command}` from the repository root, on {started:%Y-%m-%d %H:%M} UTC, "
+            f"in {seconds:.0f} s. Python {platform.python_version()} ({platform.machine()}), "
+            f"os.cpu_count() = {os.cpu_count()}. In process, without the broker: the serving "
+            "client's overhead over the model, and `IngestService.handle()` alone. What the "
+            'worker does end to end is in "End to end: the real worker" below.',
             "",
             f"Machine: {MACHINE_NOTE}. Each claim below is a ratio of two things measured "
-            "side by side in the same loop of this run; the raw times next to them are for "
-            "checking, not for comparing with other runs or machines.",
+            "side by side in the same loop of this run.",
         ]
     )
-
-
-def _other_sections(path: Path, report: str) -> str:
-    """Sections of the current file this run does not write (`make efficacy`'s, `make
-    faults`'), kept as they are."""
-    if not path.is_file():
-        return ""
-    ours = {line for line in report.splitlines() if line.startswith("## ")}
-    kept: list[str] = []
-    keeping = False
-    for line in path.read_text().splitlines():
-        if line.startswith("## "):
-            keeping = line not in ours and not line.startswith(("## Serving", "## Ingest"))
-        if keeping:
-            kept.append(line)
-    return "\n" + "\n".join(kept).rstrip("\n") + "\n" if kept else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -710,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ingest = ingest_markdown(*ingest_benchmark(sizes, workdir / "ingest"))
         print(ingest + "\n", flush=True)
     report = "\n\n".join([header(args, started, time.perf_counter() - t0), serving, ingest])
-    OUTPUT.write_text(report + "\n" + _other_sections(OUTPUT, report))
+    write_section(OUTPUT, report, SECTION)
     print(f"wrote {OUTPUT.relative_to(REPO)}")
     return 0
 

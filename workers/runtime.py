@@ -72,6 +72,7 @@ class Services:
         self.control = ControlService(settings, pool, publisher, sink, self.registry, self.retrain)
         self.monitor.listeners.append(self._on_alert)
         self.retrain.degraded = self.monitor.degraded
+        self.retrain.serving = self.monitor.restart
         self.settings = settings
 
     async def _on_alert(self, event: Message) -> None:

@@ -47,3 +47,28 @@ async def test_an_abrupt_change_is_measured_end_to_end(
     assert result.promotions, (result.runs, result.signals)
     assert result.loop_rows is not None and result.loop_rows[0] >= 3000, result.loop_rows
     assert result.whole_never.n == result.whole_loop.n == 6000
+
+
+async def test_a_concept_that_comes_back_is_recalled_end_to_end(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    model = model_name("regression", "drift_back")
+    settings = make_settings(
+        models={model: efficacy_model(model)},
+        monitoring=MonitoringConfig(
+            snapshot_interval_seconds=1.0, quality_interval_seconds=0.5, drift_interval_seconds=1.0
+        ),
+    )
+    await prepare(settings)
+    result = await run_scenario_end_to_end(
+        settings, "drift_back", "regression", 12_000, 1000.0, 0.5, log_dir=tmp_path
+    )
+    assert result.delivery.complete, result.delivery.text()
+    assert result.return_at == 9000
+    # The change was retrained on; after the return, the initial champion (adopted with
+    # its artifact) served again by recall, without training, before the stream ended.
+    assert result.promotions, (result.runs, result.signals)
+    recalls = [r for r in result.runs if r.trigger == "recall" and r.status == "succeeded"]
+    assert [r.candidate_version for r in recalls] == ["initial"], result.runs
+    first = result.promotions[0].first_served
+    assert first is not None and result.served_by["initial"] > first, result.served_by

@@ -25,11 +25,12 @@ from schemas import (
 from schemas.base import utc_now
 from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingPublisher, CollectingSink
+from workers.errors import RegistryError
 from workers.ingest.decode import RawMessage
 from workers.monitor.status import summary
 from workers.registry.adopt import adopt_saved
 from workers.retrain.features import FeatureSpec
-from workers.retrain.models import TrainedModel, fit_model, load_model
+from workers.retrain.models import ArtifactError, TrainedModel, fit_model, load_model
 from workers.runtime import Services
 from workers.settings import (
     AbsoluteGate,
@@ -377,6 +378,12 @@ async def test_a_concept_that_comes_back_is_served_by_the_version_that_knew_it(
     assert gate["numbers"]["interval_low"] >= settings.models["ctr"].retrain.recall.min_improvement
     back = await s.registry.champion("ctr")
     assert back is not None and back["version"] == "v1"
+    # v1's windows still hold the changed concept it failed on; serving again, they
+    # start afresh (its reference stays), so it is not judged on the past.
+    assert s.monitor.degraded("ctr", "v1")
+    await s.monitor.tick_quality()
+    assert not s.monitor.degraded("ctr", "v1")
+    assert s.monitor.reference_quality("ctr", "v1")["mae"] < 0.02
     promoted = publisher.of_type(ModelPromoted)
     assert promoted[-1].version == "v1" and promoted[-1].rollback  # type: ignore[attr-defined]
     assert (await control(pool))["loop_state"] == "healthy"
@@ -384,3 +391,30 @@ async def test_a_concept_that_comes_back_is_served_by_the_version_that_knew_it(
     await s.retrain.step_all()
     await s.retrain.idle()
     assert [r["trigger"] for r in await runs(pool)] == ["quality_alert", "recall"]
+
+
+async def test_adopt_checks_the_folder_and_makes_later_versions_candidates(
+    services: tuple[Services, CollectingPublisher, Settings], tmp_path: Path
+) -> None:
+    s, _, settings = services
+    rows = [{"x": float(i), "channel": "ab"[i % 2]} for i in range(50)]
+    model = fit_model(
+        "linear", "regression", FeatureSpec.infer(("x", "channel"), rows), rows, [0.1] * 50
+    )
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    model.save(saved)
+    assert await adopt_saved(settings, s.registry, "ctr", "v1", saved) == "champion"
+    assert await adopt_saved(settings, s.registry, "ctr", "v2", saved) == "candidate"
+    stored = await s.registry.get("ctr", "v2")
+    assert stored is not None and stored["kind"] == "linear"
+    assert Path(stored["artifact_dir"]).parent == (settings.artifacts_dir / "ctr").resolve()
+    with pytest.raises(RegistryError, match="already registered"):
+        await adopt_saved(settings, s.registry, "ctr", "v2", saved)
+    # A changed file is refused before anything is registered.
+    (saved / "model.json").write_text("{}")
+    with pytest.raises(ArtifactError):
+        await adopt_saved(settings, s.registry, "ctr", "v3", saved)
+    assert await s.registry.get("ctr", "v3") is None
+    with pytest.raises(ArtifactError, match="not a saved model"):
+        await adopt_saved(settings, s.registry, "ctr", "v4", tmp_path / "nothing")

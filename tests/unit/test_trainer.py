@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from workers.retrain.features import FeatureSpec
@@ -320,3 +322,23 @@ def test_a_log_loss_classifier_is_trained_unweighted_for_calibrated_probabilitie
     balanced = train_candidates(metric="f1", **kw)[0].model  # type: ignore[arg-type]
     assert abs(float(np.mean(unweighted.predict(rows[3000:]))) - 0.05) < 0.02
     assert float(np.mean(balanced.predict(rows[3000:]))) > 0.3
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.integers(min_value=-(10**400), max_value=10**400),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.booleans(),
+            st.text(max_size=3),
+        ),
+        max_size=30,
+    )
+)
+def test_numeric_columns_convert_like_one_value_at_a_time(values: list[object]) -> None:
+    """The vectorised path (a million rows of numbers) agrees with the per-value rule."""
+    from workers.retrain.features import _number, numeric_column
+
+    expected = np.array([_number(v) for v in values], dtype=np.float64)
+    assert np.array_equal(numeric_column(values), expected, equal_nan=True)

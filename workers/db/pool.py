@@ -6,6 +6,7 @@ import json
 from typing import Any, TypeAlias
 
 import asyncpg
+import msgspec
 
 from workers.errors import InfraError
 from workers.settings import Settings
@@ -14,11 +15,21 @@ from workers.settings import Settings
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 
 
+_DECODER = msgspec.json.Decoder()
+
+
+def _loads(text: str) -> Any:
+    """msgspec's decoder (several times json's speed: a million rows of features are read
+    for a large retrain); json for anything it declines, such as integers past 64 bits."""
+    try:
+        return _DECODER.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
+
+
 async def init_connection(conn: asyncpg.Connection[Any]) -> None:
     for typename in ("json", "jsonb"):
-        await conn.set_type_codec(
-            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(typename, encoder=json.dumps, decoder=_loads, schema="pg_catalog")
 
 
 def dsn_of(settings: Settings) -> str:

@@ -41,6 +41,11 @@ class EpisodeTracker:
         it again instead of it being lost."""
         self._states.pop(key, None)
 
+    def drop(self, prefix: tuple[str, ...]) -> None:
+        """End every episode whose key starts with ``prefix``, silently (a fresh start)."""
+        for key in [k for k in self._states if k[: len(prefix)] == prefix]:
+            del self._states[key]
+
     def active(self, key: tuple[str, ...]) -> bool:
         state = self._states.get(key)
         return state is not None and state.active

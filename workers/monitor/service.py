@@ -108,6 +108,9 @@ class MonitorService:
         }
         self._checkpoint_key = checkpoint_key or signing_key(settings)
         self._checkpointed: dict[tuple[str, str], int] = {}
+        # Versions serving again (recalled, rolled back to): their windows restart at the
+        # next tick, the only writer of the monitor's state.
+        self._restarts: set[tuple[str, str]] = set()
         # Called with every alert the monitor publishes (the retrain triggers listen).
         self.listeners: list[Listener] = []
         self.drift.listeners = self.listeners
@@ -129,6 +132,22 @@ class MonitorService:
                 errors=ErrorStreamMonitor(m.error_detector, reference_size=m.reference_size),
             )
         return state
+
+    def restart(self, model: str, version: str) -> None:
+        """A version serves again: its windows, error detector and alert episodes start
+        fresh, as a new version's would; its reference quality stays."""
+        self._restarts.add((model, version))
+
+    def _apply_restarts(self) -> None:
+        for model, version in self._restarts:
+            self._alerts.drop((model, version))
+            state = self._versions.get((model, version))
+            if state is not None:
+                m = self.models[model].monitor
+                state.trackers.clear()
+                state.errors = ErrorStreamMonitor(m.error_detector, reference_size=m.reference_size)
+                log.info("%s %s serves again: its monitoring windows start afresh", model, version)
+        self._restarts.clear()
 
     def degraded(self, model: str, version: str) -> bool:
         """A quality alert or an error-stream episode of this version is open. Before the
@@ -246,6 +265,7 @@ class MonitorService:
         """Feed newly matured examples; snapshot on cadence and on alert. Returns how many."""
         if not self._warm:
             await self._warm_start()
+        self._apply_restarts()
         now = self.clock()
         fed = 0
         error_alerts: list[DriftDetected] = []

@@ -13,6 +13,7 @@ import numpy as np
 from workers.db.pool import Conn
 from workers.errors import OutcomeLoopError
 from workers.retrain import sql
+from workers.retrain.features import PLAIN_NUMERIC, numeric_column
 from workers.settings import ModelConfig
 
 # A numeric feature this correlated with the label, or equal to it this often, is a
@@ -96,9 +97,24 @@ async def load_dataset(
     return rows, early
 
 
-def check_leakage(rows: Sequence[Row], feature_names: Sequence[str]) -> dict[str, Any]:
+def numeric_columns(rows: Sequence[Row], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The features whose every value is a number or missing, as float columns (NaN for
+    missing): read once, then shared by the leakage check and the data gates."""
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        values = [r.features.get(name) for r in rows]
+        if {type(v) for v in values} <= PLAIN_NUMERIC:
+            out[name] = numeric_column(values)
+    return out
+
+
+def check_leakage(
+    rows: Sequence[Row],
+    feature_names: Sequence[str],
+    columns: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """Raise LeakageError on a label older than its prediction or a feature that copies the
-    label; else return what was checked."""
+    label; else return what was checked. ``columns``: numeric_columns of the rows."""
     early = [
         r.prediction_id for r in rows if r.labeled_at is not None and r.labeled_at < r.predicted_at
     ]
@@ -114,13 +130,12 @@ def check_leakage(rows: Sequence[Row], feature_names: Sequence[str]) -> dict[str
     baseline = float(counts.max() / counts.sum()) if len(labels) else 0.0
     equal_bar = max(LEAK_EQUAL_SHARE, baseline + (1.0 - baseline) / 2)
     checked: dict[str, Any] = {}
+    if columns is None:
+        columns = numeric_columns(rows, feature_names)
     for name in feature_names:
-        values = [r.features.get(name) for r in rows]
-        if not values or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
-        ):
+        x = columns.get(name)
+        if x is None or not len(x):
             continue
-        x = np.array([np.nan if v is None else float(v) for v in values])
         ok = ~np.isnan(x)
         if ok.sum() < 3:
             continue

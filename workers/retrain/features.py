@@ -35,8 +35,28 @@ def _number(value: Any) -> float:
     """A finite float, or NaN: infinities would poison a linear fit and mean nothing to trees."""
     if not _is_number(value):
         return math.nan
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past float's range
+        return math.nan
     return number if math.isfinite(number) else math.nan
+
+
+# Types whose values numpy converts to float exactly as `_number` would (None to NaN).
+PLAIN_NUMERIC = frozenset({int, float, type(None)})
+
+
+def numeric_column(values: Sequence[Any]) -> NDArray[np.float64]:
+    """`_number` of each value, vectorised when every value is a plain int, float or None
+    (a million-row dataset), value by value otherwise (bools and strings become NaN)."""
+    if {type(v) for v in values} <= PLAIN_NUMERIC:
+        try:
+            column = np.array(values, dtype=np.float64)
+        except OverflowError:  # an int too large for a float: the slow path decides
+            return np.array([_number(v) for v in values], dtype=np.float64)
+        column[~np.isfinite(column)] = np.nan
+        return column
+    return np.array([_number(v) for v in values], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -70,6 +90,10 @@ class FeatureSpec:
         kinds: list[Kind] = []
         vocab: dict[str, tuple[str, ...]] = {}
         for name in names:
+            # One pass over the types first: a million rows of plain numbers need no more.
+            if {type(row.get(name)) for row in rows} <= PLAIN_NUMERIC:
+                kinds.append("numeric")
+                continue
             present = [v for row in rows if not _is_missing(v := row.get(name))]
             if all(_is_number(v) for v in present):
                 kinds.append("numeric")
@@ -93,7 +117,7 @@ class FeatureSpec:
         out = np.full((len(rows), len(self.names)), np.nan, dtype=np.float64)
         for j, (name, kind) in enumerate(zip(self.names, self.kinds, strict=True)):
             if kind == "numeric":
-                out[:, j] = [_number(row.get(name)) for row in rows]
+                out[:, j] = numeric_column([row.get(name) for row in rows])
                 continue
             lookup = codes[name]
             for i, row in enumerate(rows):

@@ -24,6 +24,7 @@ from workers.retrain.dataset import (
     Row,
     check_leakage,
     load_dataset,
+    numeric_columns,
     temporal_split,
     training_start,
 )
@@ -72,17 +73,6 @@ def warm() -> None:
     """Nothing: the first child of a pool runs this so its replacement starts warm."""
 
 
-def numeric_columns(rows: list[Row], names: list[str]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for name in names:
-        values = [r.features.get(name) for r in rows]
-        if all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in values if v is not None
-        ):
-            out[name] = np.array([np.nan if v is None else float(v) for v in values], dtype=float)
-    return out
-
-
 async def _load(job: RunJob) -> tuple[list[Row], int, datetime | None]:
     conn = await asyncpg.connect(job.dsn)
     try:
@@ -110,7 +100,8 @@ def run_job(job: RunJob) -> RunResult:
 
     t = time.perf_counter()
     names = list(cfg.features) or sorted({k for r in rows for k in r.features})
-    leakage = check_leakage(rows, names)
+    columns = numeric_columns(rows, names)
+    leakage = check_leakage(rows, names, columns)
     split = temporal_split(rows, cfg.retrain.validation_share, cfg.retrain.recent_seconds)
     result.split = split.describe()
     result.dataset_info.update(
@@ -125,7 +116,7 @@ def run_job(job: RunJob) -> RunResult:
             task=cfg.task,
             labels=np.array([r.label for r in rows], dtype=float),
             predicted_at=np.array([r.predicted_at.timestamp() for r in rows], dtype=float),
-            features=numeric_columns(rows, names),
+            features=columns,
         ),
         cfg.retrain.gates,
     )

@@ -70,6 +70,8 @@ class RetrainService:
         # Whether a version still shows a quality or error episode (the monitor answers;
         # without one, a degradation counts as lasting until a promotion).
         self.degraded: Callable[[str, str], bool] = lambda model, version: True
+        # Told when a version becomes the champion (the monitor restarts its windows).
+        self.serving: Callable[[str, str], None] = lambda model, version: None
 
     # -- triggering ---------------------------------------------------------------
 
@@ -422,6 +424,9 @@ class RetrainService:
         await self._save(model, loop, Loop(reason=reason))
         async with self.pool.acquire() as conn:
             await sql.mark_rearmed(conn, model, self.clock())
+        champion = await self.registry.champion(model)
+        if champion is not None:
+            self.serving(model, champion["version"])
 
     async def candidate_refused(self, model: str, reason: str) -> None:
         """The candidate a loop waited on was rejected or expired: a failed attempt."""
