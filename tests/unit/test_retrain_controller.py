@@ -233,3 +233,12 @@ def test_recall_picks_the_best_finite_score_for_the_metric() -> None:
     assert best_version("roc_auc", {"v1": 0.7, "v2": 0.9}) == "v2"
     assert best_version("mae", {"v1": float("inf")}) is None
     assert best_version("mae", {}) is None
+
+
+def test_a_retry_is_paced_by_its_backoff_not_the_cooldown() -> None:
+    """The cooldown (60 s) spaces degradations; the retry of a gated run waits its backoff
+    (10 s) and its rows, else backoff_seconds would mean nothing under a longer cooldown."""
+    loop = advance(opened(), facts(post_change_rows=600), CFG).loop
+    gated = after_run(loop, status="gated", promoted=False, rows=600, now=T0, cfg=CFG).loop
+    retry = facts(post_change_rows=900, last_auto_retrain_at=T0, now=T0 + timedelta(seconds=11))
+    assert advance(gated, retry, CFG).start_run

@@ -171,7 +171,9 @@ def advance(loop: Loop, facts: Facts, cfg: RetrainConfig) -> Step:
     if facts.running:
         return Step(_moved(loop, loop.state, "a run of this model is in progress"))
     t = cfg.triggers
-    if facts.last_auto_retrain_at is not None:
+    # The cooldown spaces degradations; a retry of this one is paced by its backoff (else
+    # a cooldown longer than the backoff would make backoff_seconds meaningless).
+    if facts.last_auto_retrain_at is not None and loop.attempts == 0:
         ready_at = facts.last_auto_retrain_at + timedelta(seconds=t.cooldown_seconds)
         if facts.now < ready_at:
             return Step(_moved(loop, "deferred", f"cooling down until {ready_at.isoformat()}"))
