@@ -562,9 +562,12 @@ async def adopt_champion(settings: Settings, model: str, champion: Champion) -> 
         champion.model.save(Path(folder))
         pool = await create_pool(settings, max_size=1)
         try:
-            await adopt_saved(settings, Registry(pool), model, champion.version, Path(folder))
+            adopted = await adopt_saved(
+                settings, Registry(pool), model, champion.version, Path(folder)
+            )
         finally:
             await pool.close()
+    assert adopted.status == "champion", adopted
 
 
 async def settle(

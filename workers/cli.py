@@ -33,6 +33,10 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             "no models are configured: every prediction will be dead-lettered as unknown. "
             "Pass --config FILE (config/demo.toml is the demo's profile) or set OL_CONFIG_FILE."
         )
+    if args.parent_pid is not None:
+        from workers.ingest.child import die_with_parent
+
+        die_with_parent(args.parent_pid)
     if args.role is not None:
         settings = settings.model_copy(
             update={"worker": settings.worker.model_copy(update={"role": args.role})}
@@ -163,31 +167,37 @@ def _cmd_adopt(settings: Settings, args: argparse.Namespace) -> int:
 
     from workers.db.pool import create_pool
     from workers.errors import OutcomeLoopError
-    from workers.registry.adopt import adopt_saved
+    from workers.producer import EventProducer
+    from workers.registry.adopt import Adopted, adopt_saved
     from workers.registry.service import Registry
 
-    settings = _resolve(settings, kafka=False, database=True)
+    settings = _resolve(settings, kafka=True, database=True)
 
-    async def adopt() -> str:
+    async def adopt() -> Adopted:
         pool = await create_pool(settings, max_size=1)
         try:
-            return await adopt_saved(
+            adopted = await adopt_saved(
                 settings, Registry(pool), args.model, args.version, Path(args.directory)
             )
         finally:
             await pool.close()
+        assert settings.kafka_bootstrap is not None
+        async with EventProducer(settings.kafka_bootstrap, settings.topics) as producer:
+            await producer.send(adopted.event)  # serving clients reload on it
+            await producer.flush()
+        return adopted
 
     try:
-        status = asyncio.run(adopt())
+        adopted = asyncio.run(adopt())
     except OutcomeLoopError as exc:
         print(f"outcomeloop adopt: {exc}", file=sys.stderr)
         return 3
     then = (
-        "it serves now"
-        if status == "champion"
-        else f"approve it with `approve {args.model} {args.version}`"
+        "serving clients load it now"
+        if adopted.status == "champion"
+        else f"promote it with `outcomeloop approve {args.model} {args.version}`"
     )
-    print(f"{args.model} {args.version} registered as {status}; {then}")
+    print(f"{args.model} {args.version} registered as {adopted.status}; {then}")
     return 0
 
 
@@ -380,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="ingest: consume and join only (scale out with more of these); loop: "
         "monitoring, challengers, retraining and commands (one is enough); all: both "
         "(default: worker.role, itself all by default)",
+    )
+    worker.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        help="exit when this process ends (how a role-all worker starts its ingest process)",
     )
     sub.add_parser("migrate", help="apply database migrations")
     infra = sub.add_parser("infra", help="embedded broker and PostgreSQL in the background")

@@ -341,7 +341,7 @@ async def test_a_concept_that_comes_back_is_served_by_the_version_that_knew_it(
         "linear", "regression", FeatureSpec.infer(("x", "channel"), train), train, labels
     )
     v1.save(tmp_path)
-    assert await adopt_saved(settings, s.registry, "ctr", "v1", tmp_path) == "champion"
+    assert (await adopt_saved(settings, s.registry, "ctr", "v1", tmp_path)).status == "champion"
     i = await send_concept(s, settings, rng, 0, 1500, slope=0.03, version="v1", model=v1)
     await s.monitor.tick_quality()
     # The concept changes: a retrain on post-change rows replaces v1 (nothing to recall:
@@ -404,8 +404,9 @@ async def test_adopt_checks_the_folder_and_makes_later_versions_candidates(
     saved = tmp_path / "saved"
     saved.mkdir()
     model.save(saved)
-    assert await adopt_saved(settings, s.registry, "ctr", "v1", saved) == "champion"
-    assert await adopt_saved(settings, s.registry, "ctr", "v2", saved) == "candidate"
+    first = await adopt_saved(settings, s.registry, "ctr", "v1", saved)
+    assert first.status == "champion" and isinstance(first.event, ModelPromoted)
+    assert (await adopt_saved(settings, s.registry, "ctr", "v2", saved)).status == "candidate"
     stored = await s.registry.get("ctr", "v2")
     assert stored is not None and stored["kind"] == "linear"
     assert Path(stored["artifact_dir"]).parent == (settings.artifacts_dir / "ctr").resolve()
@@ -418,3 +419,7 @@ async def test_adopt_checks_the_folder_and_makes_later_versions_candidates(
     assert await s.registry.get("ctr", "v3") is None
     with pytest.raises(ArtifactError, match="not a saved model"):
         await adopt_saved(settings, s.registry, "ctr", "v4", tmp_path / "nothing")
+    # Names that are paths, or the retrain runs' own, are refused.
+    for name in ("..", "a/b", "r12", ""):
+        with pytest.raises(RegistryError):
+            await adopt_saved(settings, s.registry, "ctr", name, saved)

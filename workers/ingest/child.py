@@ -4,7 +4,8 @@ The child is `outcomeloop worker --role ingest` with the same settings; it has i
 CPU time and its own GIL, so monitoring, challengers and retraining in this process can
 never slow the hot path. This process runs the loop, restarts the child if it dies, stops
 it on shutdown, and reports its health beside its own. On Linux the child also gets
-SIGTERM when this process dies, even by SIGKILL, so no ingester is left running alone.
+SIGTERM when this process dies, even by SIGKILL (it asks the kernel for that itself,
+and ends if its parent is already gone), so no ingester is left running alone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import ctypes
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -28,11 +30,19 @@ from workers.settings import Settings, child_env
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+HEALTHY_RUN_SECONDS = 300.0
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(parent: int) -> None:
+    """In the ingest process, first thing: SIGTERM when ``parent`` dies (Linux), and exit
+    at once if it is already gone (it died before this could be asked for)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        log.warning("parent process %d is gone; the ingest process ends", parent)
+        raise SystemExit(0)
 
 
 class IngestChild:
@@ -64,17 +74,20 @@ class IngestChild:
             OL_WORKER__WEB_PORT=str(self.port),
         )
         argv = [sys.executable, "-m", "workers.cli", "worker", "--role", "ingest"]
-        preexec = _die_with_parent if sys.platform.startswith("linux") else None
-        self._proc = subprocess.Popen(argv, env=env, preexec_fn=preexec)
+        argv += ["--parent-pid", str(os.getpid())]
+        self._proc = subprocess.Popen(argv, env=env)
         log.info("ingest process started (pid %d, health on port %d)", self._proc.pid, self.port)
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
             proc = self._proc
             assert proc is not None
+            began = time.monotonic()
             code = proc.wait()
             if self._stopping.is_set():
                 return
+            if time.monotonic() - began > HEALTHY_RUN_SECONDS:
+                self.restarts = 0  # it had been running well: start the backoff over
             wait = RESTART_BACKOFF_SECONDS[min(self.restarts, len(RESTART_BACKOFF_SECONDS) - 1)]
             log.error(
                 "ingest process %d exited with %s; restarting in %.0f s", proc.pid, code, wait
@@ -102,6 +115,8 @@ class IngestChild:
         timeout = aiohttp.ClientTimeout(total=self.settings.health.database_timeout_seconds + 1)
         url = f"http://127.0.0.1:{self.port}{path}"
         async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+            if response.status >= 500 and path != "/health":  # /health says 503 with reasons
+                response.raise_for_status()
             return await response.read()
 
     async def health(self) -> tuple[bool, str]:
@@ -122,6 +137,6 @@ class IngestChild:
         """The child's /metrics exposition, or None when it does not answer."""
         try:
             return (await self._get("/metrics")).decode()
-        except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("the ingest process's /metrics did not answer: %r", exc)
             return None

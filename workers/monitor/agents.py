@@ -68,7 +68,11 @@ def register_web(app: faust.App, runtime: Runtime) -> None:
         child = runtime.ingest_child
         other = await child.metrics() if child is not None else None
         # Role all: the ingest process's samples too, so one target shows the worker.
-        text = generate_latest() if other is None else merged_text(REGISTRY, other)
+        try:
+            text = generate_latest() if other is None else merged_text(REGISTRY, other)
+        except ValueError:  # the child's page did not parse: this process's alone
+            log.warning("the ingest process's /metrics did not parse; serving this one's")
+            text = generate_latest()
         return web.text(text.decode(), content_type=media_type)
 
     @app.page("/health")

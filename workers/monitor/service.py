@@ -145,6 +145,7 @@ class MonitorService:
             if state is not None:
                 m = self.models[model].monitor
                 state.trackers.clear()
+                state.dirty.clear()
                 state.errors = ErrorStreamMonitor(m.error_detector, reference_size=m.reference_size)
                 log.info("%s %s serves again: its monitoring windows start afresh", model, version)
         self._restarts.clear()

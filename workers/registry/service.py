@@ -113,7 +113,9 @@ class Registry:
         reason: str,
         command_id: UUID | None = None,
         rollback: bool = False,
+        replacing: str | None = None,
     ) -> ModelPromoted:
+        """``replacing``: only if that version is still the champion (else RegistryError)."""
         async with self.pool.acquire() as conn, conn.transaction():
             target = await sql.lock_version(conn, model, version)
             if target is None:
@@ -126,6 +128,8 @@ class Registry:
             previous = await sql.lock_alias(conn, model, CHAMPION)
             if previous == version:
                 raise RegistryError(f"{model} {version} is already the champion")
+            if replacing is not None and previous != replacing:
+                raise RegistryError(f"{model}: the champion is {previous} now, not {replacing}")
             if previous is not None:
                 await sql.set_status(conn, model, previous, "retired", by)
             await sql.set_status(conn, model, version, "champion", by)

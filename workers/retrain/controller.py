@@ -122,20 +122,28 @@ def promoted(
     )
 
 
+def recall_rows(cfg: RetrainConfig) -> int:
+    """Post-change rows a recall is judged on: never more than a retrain waits for, so it
+    always comes first."""
+    return min(cfg.recall.min_rows, cfg.min_post_change)
+
+
 def recall_due(loop: Loop, facts: Facts, cfg: RetrainConfig) -> bool:
     """Whether earlier champions may be tried on the post-change rows now: a degradation
-    with a known start and version is waiting, enough rows have matured, promotions are
-    automatic (a recall replaces the champion at once) and nothing else is going on."""
+    with a known start and version is waiting and still degraded, enough rows have
+    matured, promotions are automatic (a recall replaces the champion at once) and
+    nothing else is going on."""
     waiting = loop.state in ("waiting_for_evidence", "deferred", "backoff")
     return (
         cfg.recall.enabled
         and cfg.promotion == "auto"
         and waiting
+        and facts.degraded
         and loop.version is not None
         and loop.change_at is not None
         and not facts.paused
         and not facts.running
-        and facts.post_change_rows >= cfg.recall.min_rows
+        and facts.post_change_rows >= recall_rows(cfg)
     )
 
 

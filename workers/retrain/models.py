@@ -39,6 +39,9 @@ LIGHTGBM_FILE = "model.txt"
 LINEAR_FILE = "model.json"
 FORMAT_VERSION = 1
 
+# From this many training rows LightGBM uses every core (below, one: thread hand-offs
+# cost more than they save). `retrain.params` may set n_jobs either way.
+MANY_ROWS = 50_000
 LIGHTGBM_DEFAULTS: dict[str, Any] = {
     "n_estimators": 200,
     "learning_rate": 0.05,
@@ -178,6 +181,8 @@ def _fit_lightgbm(
     task: Task, spec: FeatureSpec, rows: Rows, y: Array, params: Mapping[str, Any], seed: int
 ) -> TrainedModel:
     options: dict[str, Any] = {**LIGHTGBM_DEFAULTS, "random_state": seed}
+    if len(rows) >= MANY_ROWS:
+        options["n_jobs"] = 0  # every core of the training process: threads pay off here
     if task == "binary":
         options["class_weight"] = "balanced"
     options.update(params)

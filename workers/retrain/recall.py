@@ -12,6 +12,7 @@ and models is blocking work.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,14 +66,19 @@ class RecallResult:
         return self.best if self.gate is not None and self.gate.passed else None
 
     def describe(self) -> dict[str, Any]:
+        """For retrain_runs.dataset (jsonb: no NaN, so undefined scores are null)."""
         return {
             "rows": self.rows,
-            "champion_score": self.champion_score,
-            "scores": self.scores,
+            "champion_score": _finite(self.champion_score),
+            "scores": {v: _finite(s) for v, s in self.scores.items()},
             "unusable": self.unusable,
             "best": self.best,
             "recalled": self.recalled,
         }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def best_version(metric: str, scores: dict[str, float]) -> str | None:
@@ -103,7 +109,7 @@ def recall_job(job: RecallJob) -> RecallResult:
     result = RecallResult()
     records = asyncio.run(_rows(job))
     result.rows = len(records)
-    if result.rows < cfg.retrain.recall.min_rows:
+    if result.rows < min(cfg.retrain.recall.min_rows, cfg.retrain.min_post_change):
         result.seconds = time.perf_counter() - began
         return result
     features = [dict(r["features"]) for r in records]

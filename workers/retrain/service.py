@@ -19,10 +19,17 @@ from typing import Any
 
 import asyncpg
 
-from schemas import ModelRegistered, ModelRejected, RetrainExhausted, RetrainStateChanged
+from schemas import (
+    ModelPromoted,
+    ModelRegistered,
+    ModelRejected,
+    RetrainExhausted,
+    RetrainStateChanged,
+)
 from schemas.base import utc_now
 from workers import metrics
 from workers.db.pool import dsn_of
+from workers.errors import RegistryError
 from workers.publish import EventPublisher
 from workers.registry.service import SYSTEM, Registry
 from workers.retrain import controller, sql
@@ -278,9 +285,18 @@ class RetrainService:
             loop.change_at,
         ):
             # Once per degradation, before any training: an earlier champion may know this.
-            self._recalled[model] = (loop.version, loop.change_at)
+            # It is judged on the rows the champion itself served since the change.
+            assert loop.version is not None and loop.change_at is not None
+            need = controller.recall_rows(cfg.retrain)
             async with self.pool.acquire() as conn:
-                formers = await sql.former_champions(conn, model, cfg.retrain.recall.versions)
+                served = await sql.served_since(conn, model, loop.version, loop.change_at, need)
+                formers = (
+                    await sql.former_champions(conn, model, cfg.retrain.recall.versions)
+                    if served >= need
+                    else []
+                )
+            if served >= need:
+                self._recalled[model] = (loop.version, loop.change_at)
             if formers:
                 task = asyncio.create_task(self._recall(model, loop, formers))
                 self._loop_runs[model] = task
@@ -298,6 +314,7 @@ class RetrainService:
         assert loop.version is not None and loop.change_at is not None
         async with self.pool.acquire() as lease:
             if not await sql.try_run_lock(lease, model):
+                self._recalled.pop(model, None)  # another run holds the model: later
                 return None
             try:
                 return await self._leased_recall(model, cfg, loop.version, loop.change_at, formers)
@@ -340,29 +357,29 @@ class RetrainService:
             await self._finish(run_id, "failed", None, {}, [], {}, repr(exc))
             raise
         recalled = result.recalled
-        current = await self.registry.champion(model)
-        if recalled is not None and (current is None or current["version"] != champion):
-            recalled = None  # someone else changed the champion meanwhile
+        gate = result.gate.reason if result.gate is not None else "no earlier version scored"
+        reason = f"recalled by run {run_id}: better on {result.rows} post-change rows ({gate})"
+        promoted: ModelPromoted | None = None
+        if recalled is not None:
+            try:
+                promoted = await self.registry.promote(
+                    model, recalled, by=SYSTEM, reason=reason, rollback=True, replacing=champion
+                )
+            except RegistryError as exc:
+                log.info("%s: recall of %s not done: %s", model, recalled, exc)
         report = [result.gate] if result.gate is not None else []
         await self._finish(
             run_id,
-            "succeeded" if recalled else "gated",
+            "succeeded" if promoted is not None else "gated",
             recalled or result.best,
             {"recall": result.describe(), "rows": result.rows},
             report,
             {"recall": result.seconds},
             None,
         )
-        gate = result.gate.reason if result.gate is not None else "no earlier version scored"
-        if recalled is None:
-            log.info(
-                "%s: recall run %d: no earlier version is clearly better: %s", model, run_id, gate
-            )
+        if promoted is None:
+            log.info("%s: recall run %d: nothing served again: %s", model, run_id, gate)
             return None
-        reason = f"recalled by run {run_id}: better on {result.rows} post-change rows ({gate})"
-        promoted = await self.registry.promote(
-            model, recalled, by=SYSTEM, reason=reason, rollback=True
-        )
         await self.publisher.publish(self.settings.topics.models, promoted, key=model)
         log.warning("%s: %s serves again (was %s): %s", model, recalled, champion, reason)
         await self.rearm(model, reason)

@@ -120,6 +120,14 @@ SERVING_VERSION = """
 SELECT model_version FROM predictions WHERE model = $1 ORDER BY predicted_at DESC LIMIT 1
 """
 
+# Post-change examples one version served, counted up to what a recall needs.
+SERVED_SINCE = """
+SELECT count(*) FROM (
+    SELECT 1 FROM labeled_examples
+    WHERE model = $1 AND model_version = $2 AND predicted_at >= $3 LIMIT $4
+) enough
+"""
+
 # The model's earlier champions with an artifact, the most recently serving first.
 FORMER_CHAMPIONS = """
 SELECT v.version, v.artifact_dir, v.files
@@ -268,3 +276,7 @@ async def last_successful_runs(conn: Conn) -> dict[str, datetime]:
 
 async def former_champions(conn: Conn, model: str, limit: int) -> list[asyncpg.Record]:
     return list(await conn.fetch(FORMER_CHAMPIONS, model, limit))
+
+
+async def served_since(conn: Conn, model: str, version: str, since: datetime, cap: int) -> int:
+    return int(await conn.fetchval(SERVED_SINCE, model, version, since, cap))
