@@ -83,6 +83,7 @@ from workers.worker import prepare
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "benchmarks" / "efficacy.toml"
 SECTION = "## Drift recovery (make efficacy)"
+LOADED_SECTION = "## Drift recovery on a loaded machine (make efficacy with --cpu-hog)"
 # Wide enough for the tables when the output goes to a file or a pipe.
 console = Console(width=None if sys.stdout.isatty() else 180)
 
@@ -1055,6 +1056,8 @@ def markdown(
     command: str,
     started: datetime,
     seconds: float,
+    *,
+    hogs: int = 0,
 ) -> str:
     loop_rows = [_loop_row(r) for r in results]
     loop_rows += [
@@ -1072,11 +1075,17 @@ def markdown(
     details = [line for r in results for line in _details(r)]
     return "\n".join(
         [
-            SECTION,
+            LOADED_SECTION if hogs else SECTION,
             "",
             f"Made by {command} from the repository root, on {started:%Y-%m-%d %H:%M} UTC, in "
             f"{seconds:.0f} s. Python {platform.python_version()}, nproc = {os.cpu_count()} "
-            "(shared and noisy: event counts include the worker's lag).",
+            "(shared and noisy: event counts include the worker's lag)."
+            + (
+                f" **Load:** {hogs} busy-loop process(es) ran beside it throughout, each "
+                "taking a core if it can."
+                if hogs
+                else ""
+            ),
             "",
             "Each scenario runs through a fresh `outcomeloop worker` process on the real broker "
             "and PostgreSQL with `benchmarks/efficacy.toml`. Predictions are scored at send "
@@ -1173,6 +1182,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, default=CONFIG, help="the models' config file")
     parser.add_argument("--schedule-every", type=int, default=SCHEDULE_EVERY, help="K events")
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument(
+        "--cpu-hog",
+        type=int,
+        default=0,
+        help="busy-loop processes to run beside it, to see the loop on a loaded machine "
+        "(written to its own section)",
+    )
     parser.add_argument("--write", type=Path, default=None, help="e.g. BENCHMARKS.md")
     return parser
 
@@ -1210,7 +1226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[ScenarioResult] = []
     errors: dict[str, str] = {}
     pairs = [(cast(Task, t), cast(Kind, s)) for t in args.tasks for s in args.scenarios]
-    with ensure_infra(settings) as resolved:
+    with ensure_infra(settings) as resolved, harness.cpu_hog(args.cpu_hog):
         asyncio.run(prepare(resolved))
         with harness.progress(console) as progress:
             for task, scenario in pairs:
@@ -1255,8 +1271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print("[green bold]every target met")
     if args.write is not None:
         path = args.write if args.write.is_absolute() else REPO / args.write
-        write_section(path, markdown(results, errors, command_line(args_list), started, seconds))
-        console.print(f"wrote the '{SECTION[3:]}' section of {path}")
+        heading = LOADED_SECTION if args.cpu_hog else SECTION
+        section = markdown(
+            results, errors, command_line(args_list), started, seconds, hogs=args.cpu_hog
+        )
+        write_section(path, section, heading)
+        console.print(f"wrote the '{heading[3:]}' section of {path}")
     return 0
 
 
