@@ -378,12 +378,17 @@ async def test_a_concept_that_comes_back_is_served_by_the_version_that_knew_it(
     assert gate["numbers"]["interval_low"] >= settings.models["ctr"].retrain.recall.min_improvement
     back = await s.registry.champion("ctr")
     assert back is not None and back["version"] == "v1"
-    # v1's windows still hold the changed concept it failed on; serving again, they
-    # start afresh (its reference stays), so it is not judged on the past.
-    assert s.monitor.degraded("ctr", "v1")
+    # v1's windows held the changed concept it failed on; serving again, they start
+    # afresh (its reference stays): its window shows only what it serves now.
+    v1_back = load_model(Path(back["artifact_dir"]), back["files"])
+    i = await send_concept(s, settings, rng, i, 100, slope=0.03, version="v1", model=v1_back)
     await s.monitor.tick_quality()
     assert not s.monitor.degraded("ctr", "v1")
     assert s.monitor.reference_quality("ctr", "v1")["mae"] < 0.02
+    async with pool.acquire() as c:
+        shown = (await summary(c, utc_now()))["models"]["ctr"]["versions"]["v1"]
+    window = shown["quality"]["last_200"]
+    assert window["n"] == 100 and window["mae"] < 0.02, window
     promoted = publisher.of_type(ModelPromoted)
     assert promoted[-1].version == "v1" and promoted[-1].rollback  # type: ignore[attr-defined]
     assert (await control(pool))["loop_state"] == "healthy"
