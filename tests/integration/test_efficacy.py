@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.efficacy import CONFIG, model_name, run_scenario_end_to_end
+from benchmarks.efficacy import CONFIG, ScenarioResult, model_name, run_scenario_end_to_end
 from tests.conftest import SettingsFactory
 from workers.settings import ModelConfig, MonitoringConfig
+from workers.synth.drift_streams import Kind
 from workers.worker import prepare
 
 pytestmark = pytest.mark.integration
@@ -21,10 +22,11 @@ def efficacy_model(name: str) -> ModelConfig:
         return ModelConfig(**tomllib.load(fh)["models"][name])
 
 
-async def test_an_abrupt_change_is_measured_end_to_end(
-    make_settings: SettingsFactory, tmp_path: Path
-) -> None:
-    model = model_name("regression", "abrupt")
+async def run_small(
+    make_settings: SettingsFactory, scenario: Kind, events: int, log_dir: Path
+) -> ScenarioResult:
+    """A regression scenario of the benchmark at 1,000 events/s, outcomes 0.5 s late."""
+    model = model_name("regression", scenario)
     settings = make_settings(
         models={model: efficacy_model(model)},
         monitoring=MonitoringConfig(
@@ -32,9 +34,15 @@ async def test_an_abrupt_change_is_measured_end_to_end(
         ),
     )
     await prepare(settings)
-    result = await run_scenario_end_to_end(
-        settings, "abrupt", "regression", 6000, 1000.0, 0.5, log_dir=tmp_path
+    return await run_scenario_end_to_end(
+        settings, scenario, "regression", events, 1000.0, 0.5, log_dir=log_dir
     )
+
+
+async def test_an_abrupt_change_is_measured_end_to_end(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    result = await run_small(make_settings, "abrupt", 6000, tmp_path)
     # Nothing lost, doubled or stuck: every prediction stored and labeled with its own label.
     assert result.delivery.complete, result.delivery.text()
     assert result.delivery.dead_letters == 0
@@ -52,17 +60,7 @@ async def test_an_abrupt_change_is_measured_end_to_end(
 async def test_a_concept_that_comes_back_is_recalled_end_to_end(
     make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    model = model_name("regression", "drift_back")
-    settings = make_settings(
-        models={model: efficacy_model(model)},
-        monitoring=MonitoringConfig(
-            snapshot_interval_seconds=1.0, quality_interval_seconds=0.5, drift_interval_seconds=1.0
-        ),
-    )
-    await prepare(settings)
-    result = await run_scenario_end_to_end(
-        settings, "drift_back", "regression", 12_000, 1000.0, 0.5, log_dir=tmp_path
-    )
+    result = await run_small(make_settings, "drift_back", 12_000, tmp_path)
     assert result.delivery.complete, result.delivery.text()
     assert result.return_at == 9000
     # The change was retrained on; after the return, the initial champion (adopted with

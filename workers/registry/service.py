@@ -34,28 +34,13 @@ class Registry:
     async def adopt_external(self, model: str, version: str) -> None:
         """Record the version producers serve today as the first champion, so a retrained
         one can be compared with it and rolled back to it."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await sql.lock_alias(conn, model, CHAMPION) is not None:
-                return
-            await sql.insert_version(
-                conn,
-                model=model,
-                version=version,
-                status="champion",
-                kind="external",
-                card={"note": "trained outside Outcome Loop; adopted as the first champion"},
-            )
-            await sql.set_alias(
-                conn,
-                model,
-                CHAMPION,
-                version,
-                None,
-                SYSTEM,
-                "first champion: the version producers were serving",
-                None,
-            )
-            await sql.audit(conn, SYSTEM, "adopt", model, version, {})
+        await self._adopt(
+            model,
+            version,
+            {"kind": "external"},
+            "first champion: the version producers were serving",
+            only_first=True,
+        )
 
     async def adopt(
         self, model: str, version: str, *, kind: str, artifact_dir: str, files: dict[str, str]
@@ -63,31 +48,35 @@ class Registry:
         """Record a model trained elsewhere, with its artifact: the first champion when the
         model has none (as `adopt_external`, but recallable and servable), else a candidate
         that waits for ApproveVersion. Returns the status it got."""
+        return await self._adopt(
+            model,
+            version,
+            {"kind": kind, "artifact_dir": artifact_dir, "files": files},
+            "adopted as the first champion",
+            only_first=False,
+        )
+
+    async def _adopt(
+        self, model: str, version: str, values: dict[str, Any], reason: str, *, only_first: bool
+    ) -> str:
         async with self.pool.acquire() as conn, conn.transaction():
             first = await sql.lock_alias(conn, model, CHAMPION) is None
+            if only_first and not first:
+                return "candidate"
             status = "champion" if first else "candidate"
-            if not await sql.insert_version(
+            note = "with its artifact" if "artifact_dir" in values else "as the first champion"
+            inserted = await sql.insert_version(
                 conn,
                 model=model,
                 version=version,
                 status=status,
-                kind=kind,
-                artifact_dir=artifact_dir,
-                files=files,
-                card={"note": "trained outside Outcome Loop; adopted with its artifact"},
-            ):
+                card={"note": f"trained outside Outcome Loop; adopted {note}"},
+                **values,
+            )
+            if not inserted and not only_first:
                 raise RegistryError(f"{model} {version} is already registered")
             if first:
-                await sql.set_alias(
-                    conn,
-                    model,
-                    CHAMPION,
-                    version,
-                    None,
-                    SYSTEM,
-                    "adopted as the first champion",
-                    None,
-                )
+                await sql.set_alias(conn, model, CHAMPION, version, None, SYSTEM, reason, None)
             await sql.audit(conn, SYSTEM, "adopt", model, version, {"status": status})
         return status
 
