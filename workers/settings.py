@@ -351,7 +351,10 @@ class RecallConfig(_Frozen):
 
     enabled: bool = True
     min_rows: int = Field(
-        200, ge=30, description="matured post-change examples the earlier versions are tried on"
+        200,
+        ge=30,
+        description="matured post-change examples the earlier versions are first tried on "
+        "(again on twice as many while the loop waits for min_post_change)",
     )
     versions: int = Field(3, ge=1, description="how many of the latest earlier champions")
     min_improvement: float = Field(

@@ -72,8 +72,9 @@ class RetrainService:
         # move it), and the run each loop started, still going in this process.
         self._loop_locks: dict[str, asyncio.Lock] = {}
         self._loop_runs: dict[str, asyncio.Task[Any]] = {}
-        # The degradation (version, change) each model last tried a recall for.
-        self._recalled: dict[str, tuple[str | None, datetime | None]] = {}
+        # The degradation (version, change) each model last tried a recall for, and on
+        # how many of the champion's post-change rows.
+        self._recalled: dict[str, tuple[str | None, datetime | None, int]] = {}
         # Whether a version still shows a quality or error episode (the monitor answers;
         # without one, a degradation counts as lasting until a promotion).
         self.degraded: Callable[[str, str], bool] = lambda model, version: True
@@ -280,14 +281,15 @@ class RetrainService:
             degraded=loop.version is None or self.degraded(model, loop.version),
             post_change_rows=rows,
         )
-        if controller.recall_due(loop, facts, cfg.retrain) and self._recalled.get(model) != (
-            loop.version,
-            loop.change_at,
-        ):
-            # Once per degradation, before any training: an earlier champion may know this.
-            # It is judged on the rows the champion itself served since the change.
+        if controller.recall_due(loop, facts, cfg.retrain):
+            # Before any training: an earlier champion may know this. It is judged on the
+            # rows the champion itself served since the change, and judged again on twice
+            # as many while the loop still waits (a few hundred binary labels are noisy).
             assert loop.version is not None and loop.change_at is not None
+            tried = self._recalled.get(model)
             need = controller.recall_rows(cfg.retrain)
+            if tried is not None and tried[:2] == (loop.version, loop.change_at):
+                need = 2 * tried[2]
             async with self.pool.acquire() as conn:
                 served = await sql.served_since(conn, model, loop.version, loop.change_at, need)
                 formers = (
@@ -296,7 +298,7 @@ class RetrainService:
                     else []
                 )
             if served >= need:
-                self._recalled[model] = (loop.version, loop.change_at)
+                self._recalled[model] = (loop.version, loop.change_at, need)
             if formers:
                 task = asyncio.create_task(self._recall(model, loop, formers))
                 self._loop_runs[model] = task
