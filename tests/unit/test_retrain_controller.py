@@ -242,3 +242,17 @@ def test_a_retry_is_paced_by_its_backoff_not_the_cooldown() -> None:
     gated = after_run(loop, status="gated", promoted=False, rows=600, now=T0, cfg=CFG).loop
     retry = facts(post_change_rows=900, last_auto_retrain_at=T0, now=T0 + timedelta(seconds=11))
     assert advance(gated, retry, CFG).start_run
+
+
+def test_an_inconclusive_recall_is_tried_again_on_twice_the_rows() -> None:
+    loop = opened()
+    first = controller.next_recall_rows(loop, None, CFG)
+    assert first == CFG.recall.min_rows
+    again = controller.next_recall_rows(loop, (loop.version, loop.change_at, first), CFG)
+    assert again == 2 * first
+    # A new degradation (another version or change) starts over.
+    other = controller.next_recall_rows(loop, ("v0", loop.change_at, 800), CFG)
+    assert other == first
+    # Never more than a retrain waits for, so the first recall comes before training.
+    few = RetrainConfig(min_post_change=50)
+    assert controller.next_recall_rows(loop, None, few) == 50

@@ -128,6 +128,17 @@ def recall_rows(cfg: RetrainConfig) -> int:
     return min(cfg.recall.min_rows, cfg.min_post_change)
 
 
+def next_recall_rows(
+    loop: Loop, tried: tuple[str | None, datetime | None, int] | None, cfg: RetrainConfig
+) -> int:
+    """The champion's post-change rows the next recall of this degradation waits for: the
+    first on `recall_rows`, each later one on twice as many as the last (``tried``: the
+    degradation's version, change and rows of the last recall, if any)."""
+    if tried is not None and tried[:2] == (loop.version, loop.change_at):
+        return 2 * tried[2]
+    return recall_rows(cfg)
+
+
 def recall_due(loop: Loop, facts: Facts, cfg: RetrainConfig) -> bool:
     """Whether earlier champions may be tried on the post-change rows now: a degradation
     with a known start and version is waiting and still degraded, enough rows have

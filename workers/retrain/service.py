@@ -286,10 +286,7 @@ class RetrainService:
             # rows the champion itself served since the change, and judged again on twice
             # as many while the loop still waits (a few hundred binary labels are noisy).
             assert loop.version is not None and loop.change_at is not None
-            tried = self._recalled.get(model)
-            need = controller.recall_rows(cfg.retrain)
-            if tried is not None and tried[:2] == (loop.version, loop.change_at):
-                need = 2 * tried[2]
+            need = controller.next_recall_rows(loop, self._recalled.get(model), cfg.retrain)
             async with self.pool.acquire() as conn:
                 served = await sql.served_since(conn, model, loop.version, loop.change_at, need)
                 formers = (
