@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -47,6 +47,7 @@ from workers.retrain.triggers import ControlState, Decision, TriggerKind, decide
 from workers.settings import ModelConfig, Settings
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class RetrainService:
@@ -110,6 +111,15 @@ class RetrainService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _in_training_process(self, fn: Callable[[Any], R], job: Any) -> R:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, job)
+        except BrokenProcessPool:
+            # The training process died (out of memory, killed): later runs get a new pool.
+            if self._executor_factory is not None:
+                self.executor = self._executor_factory()
+            raise
 
     async def warm_up(self) -> None:
         """Start the training process ahead of the first run (it imports the learners),
@@ -347,12 +357,8 @@ class RetrainService:
             seed=run_id,
         )
         try:
-            result = await asyncio.get_running_loop().run_in_executor(
-                self.executor, recall_job, job
-            )
+            result = await self._in_training_process(recall_job, job)
         except Exception as exc:
-            if isinstance(exc, BrokenProcessPool) and self._executor_factory is not None:
-                self.executor = self._executor_factory()
             await self._finish(run_id, "failed", None, {}, [], {}, repr(exc))
             raise
         recalled = result.recalled
@@ -621,12 +627,7 @@ class RetrainService:
         t = time.perf_counter()
         try:
             # Dataset, gates, training and evaluation all happen in the training process.
-            result = await asyncio.get_running_loop().run_in_executor(self.executor, run_job, job)
-        except BrokenProcessPool:
-            # The training process died (out of memory, killed): later runs get a new pool.
-            if self._executor_factory is not None:
-                self.executor = self._executor_factory()
-            raise
+            result = await self._in_training_process(run_job, job)
         finally:
             timings["in_training_process"] = time.perf_counter() - t
         dataset_info.update(result.dataset_info)
