@@ -24,6 +24,7 @@ import numpy as np
 
 from workers.db.pool import init_connection
 from workers.retrain import sql
+from workers.retrain.controller import recall_rows
 from workers.retrain.gates import GateResult, ModelView, model_gate
 from workers.retrain.models import ArtifactError, load_model
 from workers.retrain.scoring import higher_is_better, score
@@ -109,7 +110,7 @@ def recall_job(job: RecallJob) -> RecallResult:
     result = RecallResult()
     records = asyncio.run(_rows(job))
     result.rows = len(records)
-    if result.rows < min(cfg.retrain.recall.min_rows, cfg.retrain.min_post_change):
+    if result.rows < recall_rows(cfg.retrain):
         result.seconds = time.perf_counter() - began
         return result
     features = [dict(r["features"]) for r in records]
