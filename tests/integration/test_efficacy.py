@@ -60,9 +60,9 @@ async def test_an_abrupt_change_is_measured_end_to_end(
 async def test_a_concept_that_comes_back_is_recalled_end_to_end(
     make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    result = await run_small(make_settings, "drift_back", 12_000, tmp_path)
+    result = await run_small(make_settings, "drift_back", 16_000, tmp_path)
     assert result.delivery.complete, result.delivery.text()
-    assert result.return_at == 9000
+    assert result.return_at == 12_000
     # The change was retrained on; after the return, the initial champion (adopted with
     # its artifact) served again by recall, without training, before the stream ended.
     assert result.promotions, (result.runs, result.signals)
