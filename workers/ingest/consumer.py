@@ -10,8 +10,11 @@ rebalance or a failed commit changes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -61,6 +64,13 @@ def raw_messages(batches: dict[TopicPartition, list[Any]]) -> list[RawMessage]:
 
 def next_offsets(batches: dict[TopicPartition, list[Any]]) -> dict[TopicPartition, int]:
     return {tp: messages[-1].offset + 1 for tp, messages in batches.items() if messages}
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    task: asyncio.Task[BatchResult | None]
+    offsets: dict[TopicPartition, int]
+    size: int
 
 
 class BatchConsumer:
@@ -122,26 +132,49 @@ class BatchConsumer:
         await consumer.start()
         self.consumer = consumer
         within_ms = int(self.settings.worker.batch_within_seconds * 1000)
+        # Two batches in flight: while one waits on PostgreSQL, the next is fetched and
+        # decoded. Batches are finished (committed) strictly in order, so an offset is
+        # committed only once every batch before it is durable too.
+        pending: deque[_InFlight] = deque()
         try:
             while not self._should_stop():
+                # With a batch in flight, take only what is already fetched: finishing
+                # it must not wait on the next fetch.
                 batches = await consumer.getmany(
-                    timeout_ms=within_ms, max_records=self.settings.worker.batch_max
+                    timeout_ms=0 if pending else within_ms,
+                    max_records=self.settings.worker.batch_max,
                 )
-                if not batches:
-                    continue
-                raws = raw_messages(batches)
-                result = await self._handle(service, raws)
-                if result is None:
-                    return  # stopping: leave the batch uncommitted, it is delivered again
-                offsets = next_offsets(batches)
-                await self._commit(consumer, offsets)
-                self._done.update(offsets)
-                self._on_batch(result)
-                if result.dead:
-                    log.warning("dead-lettered %d of %d messages", len(result.dead), len(raws))
+                if batches:
+                    raws = raw_messages(batches)
+                    task = asyncio.create_task(self._handle(service, raws))
+                    pending.append(_InFlight(task, next_offsets(batches), len(raws)))
+                if (len(pending) > 1 or not batches) and pending:
+                    if not await self._finish(consumer, pending[0]):
+                        return  # stopping: left uncommitted, delivered again
+                    pending.popleft()
+            while pending and await self._finish(consumer, pending[0]):
+                pending.popleft()
         finally:
+            for batch in pending:
+                if not batch.task.done():
+                    batch.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await batch.task
             self.consumer = None
             await consumer.stop()
+
+    async def _finish(self, consumer: AIOKafkaConsumer, batch: _InFlight) -> bool:
+        """Wait for a batch to be durable, then commit its offsets. False when the worker
+        stopped before it was."""
+        result = await batch.task
+        if result is None:
+            return False
+        await self._commit(consumer, batch.offsets)
+        self._done.update(batch.offsets)
+        self._on_batch(result)
+        if result.dead:
+            log.warning("dead-lettered %d of %d messages", len(result.dead), batch.size)
+        return True
 
     async def _handle(self, service: IngestService, raws: list[RawMessage]) -> BatchResult | None:
         backoff = 0.5

@@ -97,23 +97,39 @@ RETURNING pick.old_pid, pick.new_pid
 """
 
 # An outcome stamped well before the prediction it names cannot be its outcome.
+# Every table is reached by index lookups from the batch's ids (the row sets stay the
+# batch's size, whatever the tables hold): planner estimates on young or stale statistics
+# once chose a hash join over every stored outcome here, and a batch cost grew with the
+# table.
 REJECT_IMPOSSIBLE_OUTCOMES = """
 WITH touched AS (
-    -- Two index lookups, not one OR across tables (that scanned every stored outcome).
-    SELECT event_id FROM outcomes WHERE event_id = ANY($1::uuid[]) AND prediction_id IS NOT NULL
+    SELECT event_id, prediction_id, observed_at FROM outcomes
+    WHERE event_id = ANY($1::uuid[]) AND prediction_id IS NOT NULL AND rejected_reason IS NULL
     UNION
-    SELECT event_id FROM outcomes WHERE prediction_id = ANY($2::text[])
+    -- OFFSET 0 keeps each lateral a lookup by key, never a join the planner may turn
+    -- into a scan (unanalyzed, "prediction_id = ANY" of 200 ids is guessed to match all).
+    SELECT o.event_id, o.prediction_id, o.observed_at
+    FROM unnest($2::text[]) AS batch(prediction_id)
+    CROSS JOIN LATERAL (
+        SELECT event_id, prediction_id, observed_at FROM outcomes
+        WHERE prediction_id = batch.prediction_id AND rejected_reason IS NULL OFFSET 0
+    ) o
+), impossible AS (
+    SELECT t.event_id, p.predicted_at
+    FROM touched t
+    CROSS JOIN LATERAL (
+        SELECT predicted_at FROM predictions WHERE prediction_id = t.prediction_id OFFSET 0
+    ) p
+    WHERE t.observed_at < p.predicted_at - $3::interval
 )
 UPDATE outcomes o
 SET rejected_reason = format(
         'outcome observed at %s, %s s before its prediction (made %s)',
-        o.observed_at, round(extract(epoch FROM p.predicted_at - o.observed_at)), p.predicted_at),
+        o.observed_at, round(extract(epoch FROM i.predicted_at - o.observed_at)), i.predicted_at),
     attributed_to = NULL
-FROM touched, predictions p
-WHERE o.event_id = touched.event_id
-  AND o.prediction_id = p.prediction_id
-  AND o.rejected_reason IS NULL
-  AND o.observed_at < p.predicted_at - $3::interval
+FROM impossible i
+WHERE o.event_id = ANY(ARRAY(SELECT event_id FROM impossible))
+  AND o.event_id = i.event_id
 RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.value,
           o.observed_at, o.rejected_reason
 """
@@ -180,6 +196,8 @@ WITH cfg AS (
     DELETE FROM labeled_examples le
     USING resolved r
     WHERE le.prediction_id = r.prediction_id AND (r.resolution IS NULL OR r.resolution = 'dropped')
+      -- the batch's ids as an index condition: never a scan of every example
+      AND le.prediction_id = ANY($5::text[])
     RETURNING le.prediction_id
 ), marked AS (
     UPDATE predictions p
@@ -187,6 +205,7 @@ WITH cfg AS (
         matured_at = CASE WHEN r.resolution IS NULL THEN NULL ELSE coalesce(p.matured_at, $6) END
     FROM resolved r
     WHERE p.prediction_id = r.prediction_id AND p.resolution IS DISTINCT FROM r.resolution
+      AND p.prediction_id = ANY($5::text[])
     RETURNING r.resolution
 )
 SELECT

@@ -1,0 +1,126 @@
+"""Every per-batch statement of the hot path reaches the big tables by index, whatever the
+planner's statistics say.
+
+A batch must cost the same at 10M stored rows as at 100k. On young tables (never
+analyzed: the first minute of a deployment, or any table autovacuum has not reached yet)
+the planner once chose a hash join over every stored outcome for the impossible-outcome
+check, so each batch scanned the whole table; a lone ingest worker then ran at a third of
+its speed. These tests EXPLAIN each statement on tables in that state and after ANALYZE.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+import pytest
+
+from tests.conftest import TEST_MODELS
+from workers.ingest import sql
+
+pytestmark = pytest.mark.integration
+
+STORED = 150_000
+BATCH = 200
+BIG_TABLES = ("predictions", "outcomes", "labeled_examples", "feedback")
+SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
+
+FILL = """
+INSERT INTO predictions (prediction_id, event_id, model, model_version, entity_id, features,
+                         prediction, predicted_at, horizon_ends_at, resolution, matured_at)
+SELECT 'p' || i, gen_random_uuid(), 'ctr', 'v1', CASE WHEN i % 2 = 0 THEN 'e' || i END,
+       '{"x": 1}', 0.5, $1::timestamptz - make_interval(secs => i),
+       $1::timestamptz + interval '1 day', 'outcome', $1::timestamptz
+FROM generate_series(1, $2::int) i;
+INSERT INTO outcomes (event_id, prediction_id, model, outcome_kind, value, observed_at,
+                      attributed_to)
+SELECT gen_random_uuid(), 'p' || i, 'ctr', 'click', 1, $1::timestamptz, 'p' || i
+FROM generate_series(1, $2::int) i;
+INSERT INTO labeled_examples (prediction_id, model, model_version, features, prediction, label,
+                              label_source, predicted_at, matured_at)
+SELECT 'p' || i, 'ctr', 'v1', '{"x": 1}', 0.5, 1, 'outcome', $1::timestamptz, $1::timestamptz
+FROM generate_series(1, $2::int) i;
+INSERT INTO feedback (event_id, prediction_id, label, source, given_at)
+SELECT gen_random_uuid(), 'p' || i, 1, 'review', $1::timestamptz
+FROM generate_series(1, $2::int, 3) i;
+"""
+
+
+async def _fill(conn: asyncpg.Connection, now: datetime) -> None:
+    for statement in FILL.strip().split(";\n"):
+        await conn.execute(statement, now, STORED)
+
+
+def _scanned(plan: list[asyncpg.Record]) -> set[str]:
+    text = "\n".join(r[0] for r in plan)
+    return {t for t in SEQ_SCAN.findall(text) if t in BIG_TABLES}
+
+
+async def _plans(conn: asyncpg.Connection, now: datetime) -> dict[str, set[str]]:
+    """The big tables each statement would scan whole, for one batch of ids: half new,
+    half already stored."""
+    stored = [f"p{i}" for i in range(1, STORED, STORED // (BATCH // 2))][: BATCH // 2]
+    prediction_ids = stored + [f"new{i}" for i in range(BATCH // 2)]
+    outcome_ids: list[UUID] = [
+        r["event_id"]
+        for r in await conn.fetch("SELECT event_id FROM outcomes LIMIT $1", BATCH // 2)
+    ] + [uuid4() for _ in range(BATCH // 2)]
+    windows = [(f"e{2 * i}", now - timedelta(hours=1), now) for i in range(1, BATCH // 2)]
+    names = sorted(TEST_MODELS)
+    m = TEST_MODELS
+    statements = {
+        "reject_impossible_outcomes": (
+            sql.REJECT_IMPOSSIBLE_OUTCOMES,
+            [outcome_ids, prediction_ids, timedelta(seconds=60)],
+        ),
+        "attribute_entity_outcomes": (
+            sql.ATTRIBUTE_ENTITY_OUTCOMES,
+            [
+                outcome_ids,
+                [w[0] for w in windows],
+                [w[1] for w in windows],
+                [w[2] for w in windows],
+            ],
+        ),
+        "mature": (
+            sql.MATURE,
+            [
+                names,
+                [m[n].feedback_wins for n in names],
+                [m[n].no_outcome == "negative" for n in names],
+                [m[n].no_outcome_label for n in names],
+                prediction_ids,
+                now,
+            ],
+        ),
+        "existing_prediction_events": (sql.EXISTING_PREDICTION_EVENTS, [prediction_ids]),
+    }
+    found = {}
+    for name, (statement, args) in statements.items():
+        # A custom plan for these very values, as PostgreSQL makes for the first runs of
+        # a prepared statement.
+        await conn.execute("SET plan_cache_mode = force_custom_plan")
+        found[name] = _scanned(await conn.fetch("EXPLAIN " + statement, *args))
+        # And the generic plan it may switch to after five.
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        found[name + " (generic)"] = _scanned(await conn.fetch("EXPLAIN " + statement, *args))
+    await conn.execute("RESET plan_cache_mode")
+    return found
+
+
+async def test_hot_statements_use_indexes_on_young_and_analyzed_tables(pool: asyncpg.Pool) -> None:
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        await _fill(conn, now)
+        young = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'outcomes' "
+            "AND last_analyze IS NULL AND last_autoanalyze IS NULL"
+        )
+        before = await _plans(conn, now)
+        await conn.execute("ANALYZE predictions, outcomes, labeled_examples, feedback")
+        after = await _plans(conn, now)
+    assert young == 1, "the first check must run on never-analyzed tables"
+    assert {k: v for k, v in before.items() if v} == {}, "scans on young tables"
+    assert {k: v for k, v in after.items() if v} == {}, "scans after ANALYZE"
