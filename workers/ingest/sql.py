@@ -196,8 +196,6 @@ WITH cfg AS (
     DELETE FROM labeled_examples le
     USING resolved r
     WHERE le.prediction_id = r.prediction_id AND (r.resolution IS NULL OR r.resolution = 'dropped')
-      -- the batch's ids as an index condition: never a scan of every example
-      AND le.prediction_id = ANY($5::text[])
     RETURNING le.prediction_id
 ), marked AS (
     UPDATE predictions p
@@ -205,7 +203,6 @@ WITH cfg AS (
         matured_at = CASE WHEN r.resolution IS NULL THEN NULL ELSE coalesce(p.matured_at, $6) END
     FROM resolved r
     WHERE p.prediction_id = r.prediction_id AND p.resolution IS DISTINCT FROM r.resolution
-      AND p.prediction_id = ANY($5::text[])
     RETURNING r.resolution
 )
 SELECT
