@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import ValidationError
 
@@ -24,9 +24,9 @@ CONTRACTS: dict[Kind, type[PredictionMade] | type[OutcomeObserved] | type[Feedba
 }
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """A message as it came off Kafka: enough to dead-letter it faithfully."""
+class RawMessage(NamedTuple):
+    """A message as it came off Kafka: enough to dead-letter it faithfully. (A named
+    tuple: one is made per consumed message, at a third of a frozen dataclass's cost.)"""
 
     topic: str
     partition: int
