@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
 from schemas import FeedbackGiven, OutcomeObserved, PredictionMade
 from tests.conftest import TEST_MODELS
 from workers.errors import RejectedInput
-from workers.ingest.batch import sort_batch
+from workers.ingest.batch import BatchSorter, sort_batch
 from workers.ingest.decode import RawMessage, decode
 from workers.settings import Settings
 
@@ -138,6 +139,26 @@ def test_sort_batch_keeps_order_and_origin(settings: Settings) -> None:
     assert batch.outcomes == [outcome] and batch.feedback == [feedback]
     assert [(d.offset, d.error_type, d.payload) for d in batch.dead] == [(2, "invalid_json", b"{")]
     assert batch.origin[str(outcome.event_id)].offset == 1
+
+
+def test_a_batch_sorted_in_parts_is_the_batch_sorted_at_once(settings: Settings) -> None:
+    raws = [
+        raw("ol.predictions", prediction(prediction_id=f"p{i}", event_id=str(uuid4())), i)
+        if i % 5
+        else raw("ol.predictions", b"{", i)
+        for i in range(23)
+    ]
+    whole = sort_batch(raws, settings, NOW)
+    sorter = BatchSorter(settings, NOW)
+    for start in range(0, len(raws), 4):
+        sorter.add(raws[start : start + 4])
+    parts = sorter.batch
+    assert [p.prediction_id for p in parts.predictions] == [
+        p.prediction_id for p in whole.predictions
+    ]
+    assert len(parts.predictions) == 18
+    assert [d.offset for d in parts.dead] == [d.offset for d in whole.dead] == [0, 5, 10, 15, 20]
+    assert parts.origin.keys() == whole.origin.keys() and len(parts.origin) == 18
 
 
 @pytest.mark.parametrize(

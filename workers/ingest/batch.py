@@ -72,14 +72,29 @@ class SortedBatch:
         return len(self.predictions) + len(self.outcomes) + len(self.feedback)
 
 
+class BatchSorter:
+    """Sorts a batch in parts (``add``), so the caller may let other work run between
+    them; ``sort_batch`` does it in one go."""
+
+    __slots__ = ("_decode", "_limits", "batch")
+
+    def __init__(self, settings: Settings, now: datetime) -> None:
+        # The fast decoder gives decode's verdicts (tests/unit/test_decode_parity.py); its
+        # checks are worked out once for the batch.
+        self._decode = FastDecoder(settings, now)
+        self._limits = settings.limits
+        self.batch = SortedBatch()
+
+    def add(self, raws: Iterable[RawMessage]) -> None:
+        batch, decode_one = self.batch, self._decode
+        for raw in raws:
+            try:
+                batch.add(decode_one(raw), raw)
+            except RejectedInput as exc:
+                batch.dead.append(dead_letter(raw, exc.reason, exc.error_type, self._limits))
+
+
 def sort_batch(raws: Iterable[RawMessage], settings: Settings, now: datetime) -> SortedBatch:
-    # The fast decoder gives decode's verdicts (tests/unit/test_decode_parity.py); its
-    # checks are worked out once for the batch.
-    decode_one = FastDecoder(settings, now)
-    batch = SortedBatch()
-    for raw in raws:
-        try:
-            batch.add(decode_one(raw), raw)
-        except RejectedInput as exc:
-            batch.dead.append(dead_letter(raw, exc.reason, exc.error_type, settings.limits))
-    return batch
+    sorter = BatchSorter(settings, now)
+    sorter.add(raws)
+    return sorter.batch

@@ -1,0 +1,143 @@
+"""The batched consumer keeps two batches in flight and still commits strictly in order:
+a later batch that is durable first never moves the committed offset past an earlier
+one that is not (a crash then would lose the earlier batch). Real broker and PostgreSQL;
+only the first batch's write is held back, by a gate in front of the real service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas import PredictionMade
+from schemas.base import utc_now
+from tests.conftest import SettingsFactory
+from tests.integration.fakes import CollectingSink
+from workers.ingest.consumer import BatchConsumer, ingest_group
+from workers.ingest.decode import RawMessage
+from workers.ingest.service import BatchResult, IngestService
+from workers.producer import EventProducer
+from workers.settings import Settings
+from workers.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+BATCH = 5
+EVENTS = 3 * BATCH
+
+
+class FirstBatchHeld:
+    """The real ingest service; its first batch waits for ``release`` before it writes."""
+
+    def __init__(self, service: IngestService) -> None:
+        self.service = service
+        self.release = asyncio.Event()
+        self.first_waiting = asyncio.Event()
+        self.durable: list[int] = []  # batch sizes in the order they became durable
+        self.one_durable = asyncio.Event()
+        self.calls = 0
+
+    async def handle(self, raws: Sequence[RawMessage]) -> BatchResult:
+        self.calls += 1
+        if self.calls == 1:
+            self.first_waiting.set()
+            await self.release.wait()
+        result = await self.service.handle(raws)
+        self.durable.append(len(raws))
+        self.one_durable.set()
+        return result
+
+
+async def committed(settings: Settings, tp: TopicPartition) -> int | None:
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=ingest_group(settings),
+        enable_auto_commit=False,
+    )
+    await reader.start()
+    try:
+        offset: int | None = await reader.committed(tp)
+        return offset
+    finally:
+        await reader.stop()
+
+
+async def stored(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT count(*) FROM predictions"))
+
+
+async def test_a_later_batch_never_commits_past_an_earlier_one(
+    make_settings: SettingsFactory, pool: asyncpg.Pool
+) -> None:
+    base = make_settings()
+    settings = base.model_copy(
+        update={"worker": base.worker.model_copy(update={"batch_max": BATCH})}
+    )
+    await ensure_topics(settings)
+    assert settings.kafka_bootstrap
+    async with EventProducer(settings.kafka_bootstrap, settings.topics) as producer:
+        for i in range(EVENTS):
+            await producer.send_raw(
+                settings.topics.predictions,
+                PredictionMade(
+                    prediction_id=f"p{i}",
+                    model="ctr",
+                    model_version="v1",
+                    features={"x": i},
+                    prediction=0.5,
+                    predicted_at=utc_now() - timedelta(seconds=1),
+                ).to_bytes(),
+                key=b"one-partition",
+            )
+        await producer.flush()
+
+    gate = FirstBatchHeld(IngestService(settings, pool, CollectingSink()))
+
+    async def service() -> FirstBatchHeld:
+        return gate
+
+    finished: list[int] = []
+    all_finished = asyncio.Event()
+
+    def on_batch(result: BatchResult) -> None:
+        finished.append(result.consumed)
+        if sum(finished) >= EVENTS:
+            all_finished.set()
+
+    stop = False
+    consumer = BatchConsumer(
+        settings,
+        service,
+        should_stop=lambda: stop,
+        on_batch=on_batch,
+    )
+    running = asyncio.create_task(consumer.run())
+    try:
+        await asyncio.wait_for(gate.first_waiting.wait(), 30)
+        # The second batch is fetched, decoded and written while the first is held ...
+        await asyncio.wait_for(gate.one_durable.wait(), 30)
+        assert gate.durable == [BATCH]
+        assert await stored(pool) == BATCH
+        await asyncio.sleep(0.5)
+        # ... but neither finished nor committed, and no third batch was started.
+        assert finished == []
+        assert gate.calls == 2
+        kafka = consumer.consumer
+        assert kafka is not None
+        (tp,) = [tp for tp in kafka.assignment() if kafka.highwater(tp) == EVENTS]
+        assert await committed(settings, tp) is None
+
+        gate.release.set()
+        await asyncio.wait_for(all_finished.wait(), 30)
+        assert finished == [BATCH, BATCH, BATCH]
+        assert await stored(pool) == EVENTS
+        # The commit follows the last batch's durability at once.
+        assert await committed(settings, tp) == EVENTS
+    finally:
+        stop = True
+        await asyncio.wait_for(running, 30)
