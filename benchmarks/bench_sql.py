@@ -171,6 +171,15 @@ FROM generate_series(0, {FILL_VARIANTS - 1}) AS k
 """
 
 
+def _time_ordered(at: str, seed: str) -> str:
+    """SQL for an event id ordered by time like the UUIDv7 ids producers send: the time's
+    milliseconds, then bits of a hash of ``seed``."""
+    return (
+        f"(lpad(to_hex((extract(epoch FROM {at}) * 1000)::bigint), 12, '0')"
+        f" || substr(md5({seed}), 1, 20))::uuid"
+    )
+
+
 # Rows $1..$2 of model $3, prediction i made at $4 + i ms, its outcome observed 1 s later.
 _FILL_ROWS = f"""
 FROM (SELECT i, 'fill-' || i AS pid, $4::timestamptz + i * interval '1 ms' AS t,
@@ -179,17 +188,19 @@ FROM (SELECT i, 'fill-' || i AS pid, $4::timestamptz + i * interval '1 ms' AS t,
 JOIN fill_features ON k = i % {FILL_VARIANTS}
 """
 
+_OUTCOME_ID = _time_ordered("t + interval '1 s'", "'o' || i")
+
 FILL_PREDICTIONS = f"""
 INSERT INTO predictions (prediction_id, event_id, model, model_version, features, prediction,
                          predicted_at, horizon_ends_at, resolution, matured_at, ingested_at)
-SELECT pid, md5('p' || i)::uuid, model, 'v0', features, prediction,
+SELECT pid, {_time_ordered("t", "'p' || i")}, model, 'v0', features, prediction,
        t, t + interval '1 hour', 'outcome', t + interval '1 s', t + interval '1 s'
 {_FILL_ROWS}"""
 
 FILL_OUTCOMES = f"""
 INSERT INTO outcomes (event_id, prediction_id, model, outcome_kind, value, observed_at,
                       attributed_to, ingested_at)
-SELECT md5('o' || i)::uuid, pid, NULL, 'measured', label, t + interval '1 s', pid,
+SELECT {_OUTCOME_ID}, pid, NULL, 'measured', label, t + interval '1 s', pid,
        t + interval '1 s'
 {_FILL_ROWS}"""
 
@@ -197,7 +208,8 @@ FILL_LABELED = f"""
 INSERT INTO labeled_examples (prediction_id, model, model_version, features, prediction,
                               label, label_source, label_event_id, predicted_at, labeled_at,
                               matured_at, updated_at)
-SELECT pid, model, 'v0', features, prediction, label, 'outcome', md5('o' || i)::uuid,
+SELECT pid, model, 'v0', features, prediction, label, 'outcome',
+       {_OUTCOME_ID},
        t, t + interval '1 s', t + interval '1 s', t + interval '1 s'
 {_FILL_ROWS}"""
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from uuid_utils.compat import uuid7
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 # Features are a flat mapping of scalars: nested objects would make "as of prediction time"
@@ -68,8 +69,11 @@ class Message(BaseModel):
         json_schema_extra=_event_id_required_on_the_wire,
     )
 
+    # Time-ordered (UUIDv7): a random id sends every insert to a random page of the
+    # event-id indexes, which made a batch 1.2x slower at 5M stored rows than at 100k.
     event_id: WireUUID = Field(
-        default_factory=uuid4, description="unique id; redelivery is keyed on it"
+        default_factory=uuid7,
+        description="unique id; redelivery is keyed on it; time-ordered (UUIDv7) is best",
     )
     schema_version: int = Field(
         1, ge=1, le=1, strict=True, description="contract version of this message"
