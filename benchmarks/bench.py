@@ -57,9 +57,9 @@ from benchmarks.bench_proc import (
     other_measurements,
     own_cpu_seconds,
     postgres_server,
-    rss_kib,
     start_naive,
     start_worker,
+    tree_rss_kib,
 )
 from benchmarks.bench_report import SECTION, command_line, markdown, rich_tables
 from benchmarks.bench_results import (
@@ -757,7 +757,7 @@ async def steady_run(
 
     async def sample_rss() -> None:
         while True:
-            value = rss_kib(child.pid)
+            value = tree_rss_kib(child.pid)
             if value is not None:
                 rss.append((time.time() - began, value))
             await asyncio.sleep(opts.rss_every)

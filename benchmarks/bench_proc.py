@@ -70,6 +70,16 @@ def rss_kib(pid: int) -> int | None:
     return None if text is None else st.vmrss_kib(text)
 
 
+def tree_rss_kib(pid: int) -> int | None:
+    """VmRSS of a process and its direct children: a `--role all` worker with its ingest
+    process (and a training process while one runs)."""
+    table = proc_table()
+    if pid not in table:
+        return None
+    pids = [pid, *(p for p, (parent, _) in table.items() if parent == pid)]
+    return sum(rss_kib(p) or 0 for p in pids)
+
+
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
