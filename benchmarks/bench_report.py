@@ -312,7 +312,7 @@ def part4_markdown(r: Results) -> list[str]:
         "",
         f"- The run of part 3: {s.sent:,} predictions and as many outcomes at "
         f"{st.fmt_int(s.rate)} events/s; VmRSS of the worker process and its children "
-        f"(the ingest process) from /proc every "
+        f"(the ingest process, the training process) from /proc every "
         f"{r.options.rss_every:g} s, from when it was healthy until sending stopped.",
         *([] if 3 in r.options.parts else [steady_cpu(s)]),
     ]
