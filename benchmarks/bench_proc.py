@@ -52,13 +52,17 @@ def proc_table() -> dict[int, tuple[int, int]]:
     return table
 
 
+def _family(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
+    """``pid`` and its direct children."""
+    return [pid, *(p for p, (parent, _) in table.items() if parent == pid)]
+
+
 def tree_seconds(table: dict[int, tuple[int, int]], pid: int) -> float | None:
     """CPU seconds of a process and its direct children, alive or reaped: PostgreSQL's
     backends and background workers, a worker's training process."""
     if pid not in table:
         return None
-    ticks = table[pid][1] + sum(t for parent, t in table.values() if parent == pid)
-    return ticks / CLOCK_TICKS
+    return sum(table[p][1] for p in _family(table, pid)) / CLOCK_TICKS
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -76,8 +80,7 @@ def tree_rss_kib(pid: int) -> int | None:
     table = proc_table()
     if pid not in table:
         return None
-    pids = [pid, *(p for p, (parent, _) in table.items() if parent == pid)]
-    return sum(rss_kib(p) or 0 for p in pids)
+    return sum(rss_kib(p) or 0 for p in _family(table, pid))
 
 
 def own_cpu_seconds() -> float:

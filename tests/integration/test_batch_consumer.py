@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas import PredictionMade
-from schemas.base import utc_now
 from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingSink
+from tests.integration.test_faults import prediction
 from workers.ingest.consumer import BatchConsumer, ingest_group
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import BatchResult, IngestService
@@ -83,16 +81,7 @@ async def test_a_later_batch_never_commits_past_an_earlier_one(
     async with EventProducer(settings.kafka_bootstrap, settings.topics) as producer:
         for i in range(EVENTS):
             await producer.send_raw(
-                settings.topics.predictions,
-                PredictionMade(
-                    prediction_id=f"p{i}",
-                    model="ctr",
-                    model_version="v1",
-                    features={"x": i},
-                    prediction=0.5,
-                    predicted_at=utc_now() - timedelta(seconds=1),
-                ).to_bytes(),
-                key=b"one-partition",
+                settings.topics.predictions, prediction(i).to_bytes(), key=b"one-partition"
             )
         await producer.flush()
 
