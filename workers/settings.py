@@ -478,6 +478,20 @@ class ShadowConfig(_Frozen):
         "(a Hoeffding tree costs 20x a linear model per example); beyond, examples are "
         "skipped and counted like those over max_learn_per_second",
     )
+    busy_cpu_share: float = Field(
+        0.02,
+        ge=0,
+        le=4,
+        description="the share of a core challengers learn with while ingestion is behind by "
+        "more than busy_lag_events (a backlog after an outage, a burst): they give the CPU to "
+        "ingestion and sample; 0 pauses them",
+    )
+    busy_lag_events: int = Field(
+        20_000,
+        ge=0,
+        description="consumer lag of the ingest group (messages) above which ingestion counts "
+        "as behind, probed every monitoring.load_probe_seconds",
+    )
     on_ahead: Literal["none", "retrain"] = "none"
     checkpoint_every: int = Field(1000, ge=1, description="examples between checkpoints")
 
@@ -546,6 +560,9 @@ class MonitoringConfig(_Frozen):
     quality_interval_seconds: float = Field(1.0, gt=0, description="tailing matured examples")
     drift_interval_seconds: float = Field(5.0, gt=0)
     lag_interval_seconds: float = Field(10.0, gt=0)
+    load_probe_seconds: float = Field(
+        2.0, gt=0, description="how often the ingest group's consumer lag is probed (load shedding)"
+    )
     lag_window_seconds: float = Field(3600.0, gt=0, description="recent span lag reports cover")
     active_version_seconds: float = Field(
         86400.0, gt=0, description="versions with predictions this recent are checked for drift"

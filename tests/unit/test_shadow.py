@@ -134,3 +134,55 @@ def test_challengers_learn_within_their_share_of_a_cpu_core() -> None:
     learned = tracker.challengers["linear"].learned
     assert 40 + 20 * 9 <= learned <= 40 + 20 * 10 + 2, learned
     assert tracker.skipped == 10_000 - learned
+
+
+def test_while_ingestion_is_behind_challengers_learn_within_the_busy_share() -> None:
+    now = [0.0]
+    tracker = ShadowTracker(
+        "ctr", cfg("linear", max_cpu_share=0.2, busy_cpu_share=0.05), clock=lambda: now[0]
+    )
+    tracker.cpu_clock = lambda: 0.01 * tracker.challengers["linear"].learned  # 10 ms each
+
+    def learned_over(start: int, seconds: int) -> int:
+        before = tracker.challengers["linear"].learned
+        for i in range(start, start + 1000 * seconds):
+            now[0] = i / 1000
+            tracker.observe(i + 1, f"p{i}", {"x": 1.0}, 0.5, 0.5)
+        return tracker.challengers["linear"].learned - before
+
+    tracker.busy = True
+    # 0.05 of a core at 10 ms an example: 5 a second (after a burst of two seconds' worth).
+    assert 10 + 5 * 9 <= learned_over(0, 10) <= 10 + 5 * 10 + 2
+    tracker.busy = False  # caught up: the full share again
+    assert 20 * 9 <= learned_over(10_000, 10) <= 40 + 20 * 10 + 2
+
+
+def test_a_busy_share_of_zero_pauses_the_challengers_and_counts_what_they_skip() -> None:
+    tracker = ShadowTracker("ctr", cfg("linear", busy_cpu_share=0.0))
+    tracker.busy = True
+    for i, x, champ, label in stream(500, drift_at=10**9):
+        tracker.observe(i + 1, f"p{i}", x, champ, label)
+    assert tracker.challengers["linear"].learned == 0
+    assert tracker.skipped == 500
+
+
+def test_the_monitor_marks_challengers_busy_from_the_ingest_lag() -> None:
+    from workers.monitor.service import MonitorService
+    from workers.settings import Settings
+
+    settings = Settings(
+        models={
+            "a": cfg("linear", busy_lag_events=1000),
+            "b": cfg("linear", busy_lag_events=50_000),
+            "c": cfg(),  # no challengers: nothing to mark
+        }
+    )
+    monitor = MonitorService(settings, pool=None, publisher=None, checkpoint_key=b"k")  # type: ignore[arg-type]
+    busy = lambda: {name: s.busy for name, s in monitor.shadows.items()}  # noqa: E731
+    assert busy() == {"a": False, "b": False}
+    monitor.ingestion_lag(10_000)
+    assert busy() == {"a": True, "b": False}
+    monitor.ingestion_lag(100_000)
+    assert busy() == {"a": True, "b": True}
+    monitor.ingestion_lag(None)  # lag unknown: learn as usual
+    assert busy() == {"a": False, "b": False}

@@ -42,6 +42,18 @@ def register(app: faust.App, runtime: Runtime) -> None:
         except Exception:
             log.exception("drift tick failed; retrying at the next one")
 
+    @app.timer(interval=cadence.load_probe_seconds, on_leader=True)
+    async def probe_load() -> None:
+        # Frequent and cheap (offsets only): the challengers step back while a backlog
+        # drains, and /health sees a fresh lag. The lag report below adds the rates.
+        monitor = await runtime.monitor()
+        try:
+            runtime.consumer_lag = sum(p.lag or 0 for p in await probe.measure())
+        except Exception:
+            log.warning("consumer lag probe failed; retrying", exc_info=True)
+            return
+        monitor.ingestion_lag(runtime.consumer_lag)
+
     @app.timer(interval=cadence.lag_interval_seconds, on_leader=True)
     async def report_lag() -> None:
         monitor = await runtime.monitor()

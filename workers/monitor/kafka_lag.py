@@ -6,6 +6,8 @@ approximate; on Kafka it is exact.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas import PartitionLag
@@ -18,6 +20,7 @@ class ConsumerLagProbe:
         assert settings.kafka_bootstrap is not None
         self.settings = settings
         self._consumer: AIOKafkaConsumer | None = None
+        self._lock = asyncio.Lock()  # the load probe and the lag report share the client
 
     async def _started(self) -> AIOKafkaConsumer:
         # Created on first use: aiokafka clients bind to the running event loop. It names
@@ -39,6 +42,10 @@ class ConsumerLagProbe:
             self._consumer = None
 
     async def measure(self) -> list[PartitionLag]:
+        async with self._lock:
+            return await self._measure()
+
+    async def _measure(self) -> list[PartitionLag]:
         consumer = await self._started()
         topics = self.settings.topics
         parts = [

@@ -150,6 +150,24 @@ class MonitorService:
                 log.info("%s %s serves again: its monitoring windows start afresh", model, version)
         self._restarts.clear()
 
+    def ingestion_lag(self, lag: int | None) -> None:
+        """The ingest group's consumer lag, probed: while it is over a model's
+        busy_lag_events its challengers learn within busy_cpu_share, not max_cpu_share."""
+        for name, shadow in self.shadows.items():
+            busy = lag is not None and lag > shadow.cfg.shadow.busy_lag_events
+            if busy != shadow.busy:
+                if busy:
+                    log.info(
+                        "ingestion is %d messages behind: %s's challengers learn with at most "
+                        "%.2g of a core until it catches up",
+                        lag,
+                        name,
+                        shadow.cfg.shadow.busy_cpu_share,
+                    )
+                else:
+                    log.info("ingestion caught up: %s's challengers learn at full budget", name)
+                shadow.busy = busy
+
     def degraded(self, model: str, version: str) -> bool:
         """A quality alert or an error-stream episode of this version is open. Before the
         monitor has read its history it cannot tell, and says so by answering yes."""

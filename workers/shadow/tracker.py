@@ -81,6 +81,9 @@ class ShadowTracker:
     _tokens: float = -1.0  # learning budget (token bucket); full at the first example
     _refilled_at: float = 0.0
     _cpu_tokens: float = -1.0  # CPU seconds challengers may still spend learning
+    # Ingestion is behind (set by the monitor from the consumer lag): the CPU budget
+    # shrinks to busy_cpu_share, so a backlog drains at the speed of ingestion alone.
+    busy: bool = False
     _episodes: EpisodeTracker = field(default_factory=lambda: EpisodeTracker(clear_after=50))
 
     def __post_init__(self) -> None:
@@ -137,8 +140,11 @@ class ShadowTracker:
 
     def _budget(self) -> bool:
         """Take one example from the learning budget: max_learn_per_second examples and
-        max_cpu_share CPU seconds a second, each with two seconds' worth of burst."""
-        rate, share = self.cfg.shadow.max_learn_per_second, self.cfg.shadow.max_cpu_share
+        max_cpu_share CPU seconds a second (busy_cpu_share while ingestion is behind), each
+        with two seconds' worth of burst."""
+        shadow = self.cfg.shadow
+        rate = shadow.max_learn_per_second
+        share = shadow.busy_cpu_share if self.busy else shadow.max_cpu_share
         now = self.clock()
         if self._tokens < 0:
             self._tokens, self._cpu_tokens = 2 * rate, 2 * share
