@@ -61,3 +61,37 @@ def test_memory_stays_bounded_on_a_long_busy_stream() -> None:
 
 def test_an_empty_window_has_no_snapshot() -> None:
     assert TimeBucketWindow(dt.timedelta(hours=1), binary=True).snapshot() is None
+
+
+def test_a_late_example_lands_in_its_own_bucket_even_when_that_bucket_was_empty() -> None:
+    window = TimeBucketWindow(dt.timedelta(minutes=10), binary=False, buckets=10)
+    window.update(1.0, 0.0, T0)
+    window.update(1.0, 0.0, T0 + dt.timedelta(minutes=5))
+    window.update(0.0, 0.0, T0 + dt.timedelta(minutes=2))  # late, into an empty minute
+    window.update(0.0, 0.0, T0 - dt.timedelta(minutes=30))  # older than the window: ignored
+    snap = window.snapshot()
+    assert snap is not None
+    assert snap[1] == 3
+    assert snap[0]["mae"] == pytest.approx(2 / 3)
+    assert [start for start, _ in window._buckets] == sorted(s for s, _ in window._buckets)
+
+
+def test_a_count_window_holds_its_last_examples_through_many_refreshes() -> None:
+    from workers.monitor.time_buckets import CountWindow
+
+    rng = np.random.default_rng(3)
+    proba = rng.random(10_000)
+    labels = (rng.random(10_000) < proba).astype(float)
+    window = CountWindow(500, binary=True)
+    for p, y in zip(proba, labels, strict=True):
+        window.update(float(p), float(y))
+    snap = window.snapshot()
+    assert snap is not None
+    values, n = snap
+    assert n == 500
+    p, y = proba[-500:], labels[-500:]
+    said = p >= 0.5
+    assert values["accuracy"] == pytest.approx(float((said == y.astype(bool)).mean()))
+    assert values["f1"] == pytest.approx(f1_score(y, said))
+    assert values["log_loss"] == pytest.approx(log_loss(y, p))
+    assert values["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=0.005)

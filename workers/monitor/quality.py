@@ -1,40 +1,30 @@
 """Rolling quality of one model version. Pure: no I/O.
 
-Count windows (`last_500`) use River's metrics in ``utils.Rolling``. Time windows (`1h`,
-`7d`) are bucketed sums (see ``time_buckets``), keyed on when the example matured, so a
-7-day window on a busy stream takes the same small memory as a 1-hour one.
+Count windows (`last_500`) and time windows (`1h`, `7d`) both keep sufficient statistics
+(see ``time_buckets``): a count window takes off its oldest example as it adds the
+newest; a time window is bucketed on when the example matured, so a 7-day window on a
+busy stream takes the same small memory as a 1-hour one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from river import metrics, stats, utils
+from river import stats
 
-from workers.monitor.time_buckets import TimeBucketWindow
+from workers.monitor.time_buckets import CountWindow, TimeBucketWindow
 from workers.settings import count_window_name, time_window_name
 
 Task = Literal["regression", "binary"]
 DECISION_THRESHOLD = 0.5
 
-# metric name -> (River class, what it is fed). "bias" is the mean signed error.
-_REGRESSION: dict[str, tuple[Callable[[], Any], str]] = {
-    "mae": (metrics.MAE, "value"),
-    "rmse": (metrics.RMSE, "value"),
-    "bias": (stats.Mean, "error"),
-}
-_BINARY: dict[str, tuple[Callable[[], Any], str]] = {
-    "accuracy": (metrics.Accuracy, "class"),
-    "precision": (metrics.Precision, "class"),
-    "recall": (metrics.Recall, "class"),
-    "f1": (metrics.F1, "class"),
-    "log_loss": (metrics.LogLoss, "proba"),
-    "roc_auc": (metrics.ROCAUC, "proba"),
-}
+# Each window reports these (see time_buckets.Sums.metrics). "bias" is the mean signed error.
+_REGRESSION = ("mae", "rmse", "bias")
+_BINARY = ("accuracy", "precision", "recall", "f1", "log_loss", "roc_auc")
 
 
 def metric_names(task: Task) -> list[str]:
@@ -55,13 +45,6 @@ class Example:
     features: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _Window:
-    name: str
-    metrics: dict[str, Any]
-    n: Any  # a rolling count, so every window reports how many examples it holds
-
-
 class QualityTracker:
     """Every configured window times every metric of the task, for one key."""
 
@@ -69,17 +52,8 @@ class QualityTracker:
         self, task: Task, count_windows: Iterable[int], time_windows_seconds: Iterable[float]
     ) -> None:
         self.task = task
-        spec = _REGRESSION if task == "regression" else _BINARY
-        self._feeds = {name: feed for name, (_, feed) in spec.items()}
-        self.windows: list[_Window] = []
-        for size in count_windows:
-            self.windows.append(
-                _Window(
-                    count_window_name(size),
-                    {n: utils.Rolling(cls, window_size=size) for n, (cls, _) in spec.items()},
-                    utils.Rolling(stats.Sum, window_size=size),
-                )
-            )
+        binary = task == "binary"
+        self.counted = {count_window_name(n): CountWindow(n, binary) for n in count_windows}
         self.timed = {
             time_window_name(seconds): TimeBucketWindow(
                 dt.timedelta(seconds=seconds), binary=task == "binary"
@@ -88,34 +62,18 @@ class QualityTracker:
         }
         self.total = 0
 
-    def _args(self, feed: str, prediction: float, label: float) -> tuple[Any, ...]:
-        if feed == "value":
-            return (label, prediction)
-        if feed == "error":
-            return (prediction - label,)
-        positive = label >= DECISION_THRESHOLD
-        if feed == "class":
-            return (positive, prediction >= DECISION_THRESHOLD)
-        return (positive, min(max(prediction, 1e-15), 1 - 1e-15))
-
     def update(self, prediction: float, label: float, at: dt.datetime) -> None:
         self.total += 1
-        for w in self.windows:
-            w.n.update(1)
-            for name, metric in w.metrics.items():
-                metric.update(*self._args(self._feeds[name], prediction, label))
-        for window in self.timed.values():
-            window.update(prediction, label, at)
+        for counted in self.counted.values():
+            counted.update(prediction, label)
+        for timed in self.timed.values():
+            timed.update(prediction, label, at)
 
     def snapshot(self) -> dict[str, tuple[dict[str, float], int]]:
         """window -> ({metric: value}, n)."""
         out: dict[str, tuple[dict[str, float], int]] = {}
-        for w in self.windows:
-            n = int(w.n.get())
-            if n == 0:
-                continue
-            out[w.name] = ({name: float(m.get()) for name, m in w.metrics.items()}, n)
-        for name, window in self.timed.items():
+        windows: dict[str, CountWindow | TimeBucketWindow] = {**self.counted, **self.timed}
+        for name, window in windows.items():
             taken = window.snapshot()
             if taken is not None:
                 out[name] = taken
