@@ -492,6 +492,13 @@ class ShadowConfig(_Frozen):
         description="consumer lag of the ingest group (messages) above which ingestion counts "
         "as behind, probed every monitoring.load_probe_seconds",
     )
+    max_tree_depth: int = Field(
+        8,
+        ge=1,
+        le=30,
+        description="depth cap of the hoeffding challengers: bounds their memory, CPU per "
+        "example and checkpoint size (uncapped, a tree on a continuous target keeps growing)",
+    )
     on_ahead: Literal["none", "retrain"] = "none"
     checkpoint_every: int = Field(1000, ge=1, description="examples between checkpoints")
 

@@ -186,3 +186,15 @@ def test_the_monitor_marks_challengers_busy_from_the_ingest_lag() -> None:
     assert busy() == {"a": True, "b": True}
     monitor.ingestion_lag(None)  # lag unknown: learn as usual
     assert busy() == {"a": False, "b": False}
+
+
+def test_tree_challengers_stop_growing_at_their_depth_cap() -> None:
+    tracker = ShadowTracker("ctr", cfg("hoeffding", max_tree_depth=3))
+    rng = np.random.default_rng(5)
+    for i in range(6000):  # a continuous target: an uncapped tree keeps splitting
+        x = {f"f{k}": float(v) for k, v in enumerate(rng.normal(size=4))}
+        tracker.observe(i + 1, f"p{i}", x, 0.0, sum(x.values()))
+    model = tracker.challengers["hoeffding"].model
+    assert tracker.challengers["hoeffding"].learned == 6000
+    assert model.n_nodes > 1  # it did learn splits
+    assert model.height <= 4  # the root and three levels below it

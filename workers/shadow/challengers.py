@@ -9,15 +9,24 @@ from river import linear_model, preprocessing, tree
 
 from workers.errors import ConfigError
 
-Builder = Callable[[int], Any]
+Builder = Callable[[int, int], Any]  # (seed, max_depth) -> River model
 
+# Trees are capped in depth: on a continuous target a Hoeffding tree otherwise splits for
+# ever, and its memory, its CPU per example and its checkpoints grow with every example
+# (River's max_size did not stop the adaptive regressor growing when we measured it).
 _REGRESSION: dict[str, Builder] = {
-    "linear": lambda seed: preprocessing.StandardScaler() | linear_model.LinearRegression(),
-    "hoeffding": lambda seed: tree.HoeffdingAdaptiveTreeRegressor(seed=seed, grace_period=100),
+    "linear": lambda seed, depth: preprocessing.StandardScaler() | linear_model.LinearRegression(),
+    "hoeffding": lambda seed, depth: tree.HoeffdingAdaptiveTreeRegressor(
+        seed=seed, grace_period=100, max_depth=depth
+    ),
 }
 _BINARY: dict[str, Builder] = {
-    "logistic": lambda seed: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-    "hoeffding": lambda seed: tree.HoeffdingAdaptiveTreeClassifier(seed=seed, grace_period=100),
+    "logistic": lambda seed, depth: (
+        preprocessing.StandardScaler() | linear_model.LogisticRegression()
+    ),
+    "hoeffding": lambda seed, depth: tree.HoeffdingAdaptiveTreeClassifier(
+        seed=seed, grace_period=100, max_depth=depth
+    ),
 }
 
 
@@ -25,11 +34,11 @@ def builders(task: str) -> dict[str, Builder]:
     return _REGRESSION if task == "regression" else _BINARY
 
 
-def build(key: str, task: str, seed: int = 7) -> Any:
+def build(key: str, task: str, seed: int = 7, max_depth: int = 8) -> Any:
     options = builders(task)
     if key not in options:
         raise ConfigError(f"unknown {task} challenger {key!r}; valid: {', '.join(sorted(options))}")
-    return options[key](seed)
+    return options[key](seed, max_depth)
 
 
 def encode(features: Mapping[str, Any], key: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ class ShadowTracker:
         return utils.Rolling(_RIVER_METRICS[self.metric_name], window_size=self.cfg.shadow.window)
 
     def fresh(self, key: str) -> Challenger:
-        model = challengers.build(key, self.cfg.task)
+        model = challengers.build(key, self.cfg.task, max_depth=self.cfg.shadow.max_tree_depth)
         return Challenger(key, model, self._rolling(), self._rolling())
 
     def restore(self, key: str, state: dict[str, Any]) -> None:
