@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -80,6 +81,22 @@ class BoundedWorker(Worker):
         os._exit(0)
 
 
+# Young objects are collected after this many net allocations (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def settle_heap() -> None:
+    """Keep the cyclic garbage collector off the hot path. Start-up leaves a large heap of
+    long-lived objects (modules, pydantic schemas, Faust) that every full collection walked
+    again: measured on `--role ingest` draining a backlog, the collector took 2.5 of 11.9
+    CPU seconds. Frozen, it is never walked again; and with a higher young threshold a
+    batch's events (freed by reference counting once stored) are rarely scanned at all:
+    0.1 s. Cycles are still collected, only less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
 def run_worker(settings: Settings) -> NoReturn:
     """Block running the Faust worker until it is stopped (SIGINT/SIGTERM)."""
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
@@ -115,6 +132,7 @@ def run_worker(settings: Settings) -> NoReturn:
     if child is not None:
         worker.ingest_child = child
         child.start()
+    settle_heap()
     try:
         worker.execute_from_commandline()
     finally:

@@ -55,6 +55,7 @@ class Checks:
     now: datetime
     contracts: Mapping[str, type[IngestEvent]]  # by topic
     models: Mapping[str, ModelConfig]
+    declared: Mapping[str, frozenset[str]]  # each model's declared features, for lookups
     limits: LimitsConfig
     skew: timedelta
     age: timedelta
@@ -90,6 +91,7 @@ class Checks:
                 names.feedback: CONTRACTS["feedback"],
             },
             models=settings.models,
+            declared={name: frozenset(m.features) for name, m in settings.models.items()},
             limits=settings.limits,
             skew=skew,
             age=age,
@@ -129,7 +131,7 @@ class Checks:
                     "probability in [0, 1]",
                     error_type="out_of_range",
                 )
-            return self._checked_features(event, cfg.features)
+            return self._checked_features(event, self.declared[event.model])
         if isinstance(event, OutcomeObserved):
             if event.model is not None:
                 self._model(event.model)
@@ -165,7 +167,7 @@ class Checks:
                 error_type="impossible_time",
             )
 
-    def _checked_features(self, event: PredictionMade, declared: tuple[str, ...]) -> PredictionMade:
+    def _checked_features(self, event: PredictionMade, declared: frozenset[str]) -> PredictionMade:
         limits = self.limits
         features = event.features
         if len(features) > limits.max_features:
@@ -192,11 +194,9 @@ class Checks:
             for name, each in features.items():
                 _check_feature(name, each, limits)
             break
-        if not declared:
+        if not declared or features.keys() <= declared:
             return event
         extra = [name for name in features if name not in declared]
-        if not extra:
-            return event
         if limits.undeclared_features == "refuse":
             raise RejectedInput(
                 f"{len(extra)} feature(s) the model does not declare, e.g. {_show(extra[0])} "
