@@ -94,13 +94,14 @@ def drain_claims(r: Results) -> list[str]:
         )
     if r.challenger_us:
         each = ", ".join(f"`{k}` {v:,.0f} µs" for k, v in r.challenger_us.items())
-        budget = bench_model(r.options.challengers).shadow.max_learn_per_second
+        shadow = bench_model(r.options.challengers).shadow
         lines.append(
             f"**The challengers' cost:** one predict-then-learn step per matured example "
-            f"({len(FEATURES)} features, measured in the benchmark's process): {each}. At "
-            f"their budget of {budget:g} examples a second that is "
-            f"{sum(r.challenger_us.values()) * budget / 1e6:.2f} CPU seconds a second, in "
-            "the worker's monitor thread."
+            f"({len(FEATURES)} features, measured in the benchmark's process): {each}. They "
+            f"learn within {shadow.max_cpu_share:g} of a core (and {shadow.max_learn_per_second:g}"
+            " examples a second), in the worker's monitor thread; while ingestion is more "
+            f"than {shadow.busy_lag_events:,} messages behind, as in this drain, within "
+            f"{shadow.busy_cpu_share:g} of a core, and they sample the rest."
         )
     if i is not None and n is not None:
         lines.append(
@@ -182,7 +183,9 @@ def bench_model_summary(challengers: tuple[str, ...]) -> str:
         f" s, error detector {m.monitor.error_detector}, alert {alert.metric} on "
         f"{alert.window} above {alert.above_reference}x the reference, challengers "
         f"{', '.join(m.shadow.challengers) or 'none'} (max_learn_per_second "
-        f"{m.shadow.max_learn_per_second:g}), retrain on quality alerts"
+        f"{m.shadow.max_learn_per_second:g}, max_cpu_share {m.shadow.max_cpu_share:g}, "
+        f"busy_cpu_share {m.shadow.busy_cpu_share:g}, max_tree_depth "
+        f"{m.shadow.max_tree_depth}), retrain on quality alerts"
     )
 
 
