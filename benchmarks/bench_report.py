@@ -308,12 +308,13 @@ def part4_markdown(r: Results) -> list[str]:
         f"{kib[-1] / 1024:,.0f}",
         st.fmt_float(slope, 2),
     ]
+    which = "The run of part 3" if 3 in r.options.parts else "The stream"
     return [
         "### 4. Worker memory over a steady run",
         "",
         efficacy._md_table(header, [row]),
         "",
-        f"- The run of part 3: {s.sent:,} predictions and as many outcomes at "
+        f"- {which}: {s.sent:,} predictions and as many outcomes at "
         f"{st.fmt_int(s.rate)} events/s; VmRSS of the worker process and its children "
         f"(the ingest process, the training process) from /proc every "
         f"{r.options.rss_every:g} s, from when it was healthy until sending stopped.",
