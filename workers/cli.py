@@ -34,9 +34,9 @@ def _cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
             "Pass --config FILE (config/demo.toml is the demo's profile) or set OL_CONFIG_FILE."
         )
     if args.parent_pid is not None:
-        from workers.ingest.child import die_with_parent
+        from workers.lifetime import die_with_parent
 
-        die_with_parent(args.parent_pid)
+        die_with_parent(args.parent_pid, "the ingest process")
     if args.role is not None:
         settings = settings.model_copy(
             update={"worker": settings.worker.model_copy(update={"role": args.role})}

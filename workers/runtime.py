@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from datetime import datetime
 
@@ -40,6 +41,7 @@ def training_pool() -> ProcessPoolExecutor:
         mp_context=multiprocessing.get_context("spawn"),
         max_tasks_per_child=1,
         initializer=preload,
+        initargs=(os.getpid(),),
     )
 
 

@@ -10,12 +10,9 @@ and ends if its parent is already gone), so no ingester is left running alone.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -28,21 +25,8 @@ from workers.infra.net import free_port
 from workers.settings import Settings, child_env
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
 RESTART_BACKOFF_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 HEALTHY_RUN_SECONDS = 300.0
-
-
-def die_with_parent(parent: int) -> None:
-    """In the ingest process, first thing: SIGTERM when ``parent`` dies (Linux), and exit
-    at once if it is already gone (it died before this could be asked for)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:
-        log.warning("parent process %d is gone; the ingest process ends", parent)
-        raise SystemExit(0)
 
 
 class IngestChild:

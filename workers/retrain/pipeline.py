@@ -20,6 +20,7 @@ import asyncpg
 import numpy as np
 
 from workers.db.pool import init_connection
+from workers.lifetime import die_with_parent
 from workers.retrain.dataset import (
     Row,
     check_leakage,
@@ -62,9 +63,11 @@ class RunResult:
     samples: dict[str, int] = field(default_factory=dict)
 
 
-def preload() -> None:
-    """A training process's initializer: import the learners before a run needs them
+def preload(parent: int) -> None:
+    """A training process's initializer: end with the worker (even a SIGKILLed one leaves
+    no training process behind), and import the learners before a run needs them
     (LightGBM, scikit-learn and their native libraries take seconds to load)."""
+    die_with_parent(parent, "the training process")
     import lightgbm  # noqa: F401
     import sklearn.linear_model  # noqa: F401
 
