@@ -39,42 +39,27 @@ class Sums:
     pos_hist: np.ndarray = field(default_factory=lambda: np.zeros(AUC_BINS, dtype=np.int64))
     neg_hist: np.ndarray = field(default_factory=lambda: np.zeros(AUC_BINS, dtype=np.int64))
 
-    def add(self, prediction: float, label: float, binary: bool) -> None:
-        self.n += 1
-        e = prediction - label
-        self.abs_err += abs(e)
-        self.sq_err += e * e
-        self.err += e
-        if not binary:
-            return
-        positive, said = label >= THRESHOLD, prediction >= THRESHOLD
-        self.tp += positive and said
-        self.fp += (not positive) and said
-        self.tn += (not positive) and (not said)
-        self.fn += positive and (not said)
-        p = min(max(prediction, 1e-15), 1 - 1e-15)
-        self.log_loss += -math.log(p if positive else 1 - p)
-        b = min(int(p * AUC_BINS), AUC_BINS - 1)
-        (self.pos_hist if positive else self.neg_hist)[b] += 1
-
     def remove(self, prediction: float, label: float, binary: bool) -> None:
         """Undo ``add`` of the same pair."""
-        self.n -= 1
+        self.add(prediction, label, binary, -1)
+
+    def add(self, prediction: float, label: float, binary: bool, sign: int = 1) -> None:
+        self.n += sign
         e = prediction - label
-        self.abs_err -= abs(e)
-        self.sq_err -= e * e
-        self.err -= e
+        self.abs_err += sign * abs(e)
+        self.sq_err += sign * e * e
+        self.err += sign * e
         if not binary:
             return
         positive, said = label >= THRESHOLD, prediction >= THRESHOLD
-        self.tp -= positive and said
-        self.fp -= (not positive) and said
-        self.tn -= (not positive) and (not said)
-        self.fn -= positive and (not said)
+        self.tp += sign * (positive and said)
+        self.fp += sign * ((not positive) and said)
+        self.tn += sign * ((not positive) and (not said))
+        self.fn += sign * (positive and (not said))
         p = min(max(prediction, 1e-15), 1 - 1e-15)
-        self.log_loss -= -math.log(p if positive else 1 - p)
+        self.log_loss -= sign * math.log(p if positive else 1 - p)
         b = min(int(p * AUC_BINS), AUC_BINS - 1)
-        (self.pos_hist if positive else self.neg_hist)[b] -= 1
+        (self.pos_hist if positive else self.neg_hist)[b] += sign
 
     def merge(self, other: Sums) -> None:
         for name in ("n", "abs_err", "sq_err", "err", "tp", "fp", "tn", "fn", "log_loss"):
@@ -167,8 +152,8 @@ class TimeBucketWindow:
             self._buckets.popleft()
 
     def _add_late(self, prediction: float, label: float, start: float) -> None:
-        if start + self.width <= self._buckets[-1][0] + self.width - self.period:
-            return  # already out of the window
+        if start <= self._buckets[-1][0] - self.period:
+            return  # already out of the window (the rule update evicts by)
         for i, (bucket_start, sums) in enumerate(self._buckets):
             if bucket_start >= start:
                 if bucket_start > start:
