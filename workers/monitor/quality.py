@@ -56,7 +56,7 @@ class QualityTracker:
         self.counted = {count_window_name(n): CountWindow(n, binary) for n in count_windows}
         self.timed = {
             time_window_name(seconds): TimeBucketWindow(
-                dt.timedelta(seconds=seconds), binary=task == "binary"
+                dt.timedelta(seconds=seconds), binary=binary
             )
             for seconds in time_windows_seconds
         }
