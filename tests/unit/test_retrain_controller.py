@@ -124,6 +124,29 @@ def test_change_point_finds_an_abrupt_shift(seed: int) -> None:
     assert abs(change_point(errors) - 1500) < 120
 
 
+@pytest.mark.parametrize("after", [10, 40, 70])
+def test_a_change_with_few_examples_after_it_is_not_placed_before_it(after: int) -> None:
+    """An alert sees a change early, a few dozen matured examples after it, among thousands
+    before it: the point must not land among the old concept's examples (a guard that kept
+    n/50 examples on the right once placed it up to 20 examples early)."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        errors = np.concatenate([rng.gamma(1.5, 1.0, 3000), rng.gamma(1.5, 2.5, after)])
+        assert 3000 <= change_point(errors) <= 3000 + after, seed
+
+
+def test_change_point_is_rarely_early_and_never_far_late() -> None:
+    """A modest shift (half a standard deviation) in 300 seeds: the split's uncertainty
+    moves the point late enough that it falls before the change in at most 2% of them."""
+    cuts = []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        cuts.append(change_point(np.concatenate([rng.normal(5, 1, 1000), rng.normal(5.5, 1, 600)])))
+    offsets = np.array(cuts) - 1000
+    assert np.mean(offsets < 0) <= 0.02, np.sort(offsets)[:10]
+    assert np.median(offsets) < 150 and offsets.max() < 400, np.sort(offsets)[-10:]
+
+
 def test_change_point_with_too_few_errors_takes_them_all() -> None:
     assert change_point([1.0] * 10) == 0
 
