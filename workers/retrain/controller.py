@@ -320,7 +320,7 @@ def change_point(errors: ArrayLike) -> int:
     gain = k * (n - k) / n * (left_mean - right_mean) ** 2
     gain[: max(5, n // 50) - 1] = -1.0
     cut = int(np.argmax(gain)) + 1
-    shift = right_mean[cut - 1] - left_mean[cut - 1]
+    shift = float(right_mean[cut - 1] - left_mean[cut - 1])
     if shift <= 0:  # errors fell: no change to train on; the split as it is
         return cut
     variance = (np.var(x[:cut]) * cut + np.var(x[cut:]) * (n - cut)) / (n - 2)
