@@ -18,7 +18,9 @@ import asyncpg
 import pytest
 
 from tests.conftest import TEST_MODELS
+from workers.dashboard import sql as dashboard_sql
 from workers.ingest import sql
+from workers.monitor import sql as monitor_sql
 
 pytestmark = pytest.mark.integration
 
@@ -124,3 +126,49 @@ async def test_hot_statements_use_indexes_on_young_and_analyzed_tables(pool: asy
     assert young == 1, "the first check must run on never-analyzed tables"
     assert {k: v for k, v in before.items() if v} == {}, "scans on young tables"
     assert {k: v for k, v in after.items() if v} == {}, "scans after ANALYZE"
+
+
+WINDOW_INDEX = {
+    "label_delays": "labeled_examples_model_matured_at",
+    "completeness": "predictions_model_time",
+}
+
+
+async def _window_plans(conn: asyncpg.Connection, now: datetime) -> dict[str, str]:
+    """The plan text of each periodic window query (the lag report's and the dashboard's)."""
+    since = now - timedelta(minutes=1)
+    models = sorted(TEST_MODELS)
+    statements = {
+        "monitor label_delays": (monitor_sql.LABEL_DELAYS, [since, models]),
+        "monitor completeness": (monitor_sql.COMPLETENESS, [since, models]),
+        "dashboard label_delays": (dashboard_sql.LABEL_DELAYS, [since, models]),
+        "dashboard completeness": (dashboard_sql.COMPLETENESS, [since, models]),
+    }
+    found = {}
+    for name, (statement, args) in statements.items():
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute(f"SET plan_cache_mode = {mode}")
+            plan = await conn.fetch("EXPLAIN " + statement, *args)
+            found[f"{name} ({mode})"] = "\n".join(r[0] for r in plan)
+    await conn.execute("RESET plan_cache_mode")
+    return found
+
+
+async def test_window_queries_reach_their_window_by_model_and_time(pool: asyncpg.Pool) -> None:
+    """Every report interval reads the last window of maturations and predictions. Each
+    statement names its models, so its index condition bounds the index's leading column:
+    no whole-table scan, and no reliance on PostgreSQL 18's skip scan (production may run
+    16, where an index without its leading column is no help and the table is scanned)."""
+    now = datetime.now(UTC) + timedelta(days=1)  # after every stored row: the window is empty
+    async with pool.acquire() as conn:
+        await _fill(conn, now - timedelta(days=1))
+        for analyzed in (False, True):
+            if analyzed:
+                await conn.execute("ANALYZE predictions, labeled_examples")
+            for name, plan in (await _window_plans(conn, now)).items():
+                scanned = {t for t in SEQ_SCAN.findall(plan) if t in BIG_TABLES}
+                assert not scanned, (name, analyzed, plan)
+                index = WINDOW_INDEX[name.split(" (")[0].split()[1]]
+                assert re.search(rf"(using|Bitmap Index Scan on) {index}\b", plan), (name, plan)
+                conditions = [line for line in plan.splitlines() if "Index Cond" in line]
+                assert all("model = ANY" in line for line in conditions), (name, analyzed, plan)

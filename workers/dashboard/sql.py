@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -75,7 +76,7 @@ SELECT model,
            ORDER BY extract(epoch FROM labeled_at - predicted_at)) AS q,
        count(*) AS n
 FROM labeled_examples
-WHERE matured_at >= $1 AND label_source IN ('outcome', 'feedback')
+WHERE model = ANY($2::text[]) AND matured_at >= $1 AND label_source IN ('outcome', 'feedback')
 GROUP BY model
 """
 
@@ -86,7 +87,7 @@ SELECT model,
        count(*) FILTER (WHERE resolution IN ('no_outcome', 'dropped')) AS no_outcome,
        count(*) FILTER (WHERE matured_at IS NULL) AS pending
 FROM predictions
-WHERE predicted_at >= $1
+WHERE model = ANY($2::text[]) AND predicted_at >= $1
 GROUP BY model
 """
 
@@ -156,12 +157,12 @@ async def drift_series(
     return await conn.fetch(DRIFT_SERIES, model, version, since, limit)
 
 
-async def label_delays(conn: Conn, since: datetime) -> list[asyncpg.Record]:
-    return await conn.fetch(LABEL_DELAYS, since)
+async def label_delays(conn: Conn, since: datetime, models: Sequence[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(LABEL_DELAYS, since, list(models))
 
 
-async def completeness(conn: Conn, since: datetime) -> list[asyncpg.Record]:
-    return await conn.fetch(COMPLETENESS, since)
+async def completeness(conn: Conn, since: datetime, models: Sequence[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(COMPLETENESS, since, list(models))
 
 
 async def pending(conn: Conn) -> list[asyncpg.Record]:

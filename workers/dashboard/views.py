@@ -82,13 +82,13 @@ async def overview(
 ) -> dict[str, Any]:
     span = settings.monitoring.lag_window_seconds
     since = now - timedelta(seconds=span)
-    names = set(settings.models)
     overview_rows = {r["model"]: r for r in await registry_sql.models_overview(conn)}
     controls = {r["model"]: r for r in await sql.controls(conn)}
-    delays = {r["model"]: r for r in await sql.label_delays(conn, since)}
-    complete = {r["model"]: r for r in await sql.completeness(conn, since)}
     waiting = {r["model"]: r for r in await sql.pending(conn)}
-    names |= set(overview_rows) | set(controls) | set(complete) | set(waiting)
+    names = set(settings.models) | set(overview_rows) | set(controls) | set(waiting)
+    # By name, so each reaches its window by index (model, time), not a whole-table scan.
+    delays = {r["model"]: r for r in await sql.label_delays(conn, since, sorted(names))}
+    complete = {r["model"]: r for r in await sql.completeness(conn, since, sorted(names))}
 
     models = []
     for name in sorted(names):

@@ -546,8 +546,8 @@ class MonitorService:
         span = self.settings.monitoring.lag_window_seconds
         since = now - timedelta(seconds=span)
         async with self.pool.acquire() as conn:
-            delays = await sql.label_delays(conn, since)
-            done = await sql.completeness(conn, since)
+            delays = await sql.label_delays(conn, since, list(self.settings.models))
+            done = await sql.completeness(conn, since, list(self.settings.models))
             pending_total, oldest = await sql.pending(conn)
         total = done["total"]
         report = LagMeasured(

@@ -111,7 +111,7 @@ LABEL_DELAYS = """
 SELECT percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (
            ORDER BY extract(epoch FROM labeled_at - predicted_at)) AS q
 FROM labeled_examples
-WHERE matured_at >= $1 AND label_source IN ('outcome', 'feedback')
+WHERE model = ANY($2::text[]) AND matured_at >= $1 AND label_source IN ('outcome', 'feedback')
 """
 
 COMPLETENESS = """
@@ -120,7 +120,7 @@ SELECT count(*) AS total,
        count(*) FILTER (WHERE resolution IN ('no_outcome', 'dropped')) AS no_outcome,
        count(*) FILTER (WHERE matured_at IS NULL) AS pending
 FROM predictions
-WHERE predicted_at >= $1
+WHERE model = ANY($2::text[]) AND predicted_at >= $1
 """
 
 PENDING = """
@@ -285,13 +285,13 @@ async def insert_drift_stats(conn: Conn, rows: Sequence[DriftRow]) -> None:
         await conn.execute(INSERT_DRIFT_STATS, *_columns(rows, DriftRow))
 
 
-async def label_delays(conn: Conn, since: datetime) -> list[float] | None:
-    q = await conn.fetchval(LABEL_DELAYS, since)
+async def label_delays(conn: Conn, since: datetime, models: Sequence[str]) -> list[float] | None:
+    q = await conn.fetchval(LABEL_DELAYS, since, list(models))
     return list(q) if q is not None else None
 
 
-async def completeness(conn: Conn, since: datetime) -> dict[str, int]:
-    row = await conn.fetchrow(COMPLETENESS, since)
+async def completeness(conn: Conn, since: datetime, models: Sequence[str]) -> dict[str, int]:
+    row = await conn.fetchrow(COMPLETENESS, since, list(models))
     assert row is not None
     return dict(row)
 
