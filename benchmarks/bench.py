@@ -10,7 +10,9 @@ measures, in one run:
 1. Drain rates on one backlog: ``--events`` predictions (a regression model, 16 numeric
    features) and as many outcomes by prediction id, produced before any consumer starts,
    then drained, one consumer after another, each in its own consumer group and database:
-   (a) aiokafka ``getmany`` alone, no decode (in this process), the ceiling; (b) a naive
+   (a) aiokafka ``getmany`` alone, no decode (in this process), the ceiling; (a') the
+   storage floor: ``getmany`` and one COPY per batch of the raw events into the worker's
+   tables, nothing else (in this process, ``benchmarks/storage_floor.py``); (b) a naive
    per-event Faust agent, one INSERT per event (``benchmarks/naive_agent.py``); (c) the
    worker ``--role all`` with monitoring, an alert rule and River challengers on; (d) the
    worker ``--role ingest``. Events/s, CPU per event of the consumer, PostgreSQL and the
@@ -48,7 +50,7 @@ from rich.progress import Progress
 
 from benchmarks import bench_sql as bsql
 from benchmarks import bench_stats as st
-from benchmarks import efficacy
+from benchmarks import efficacy, storage_floor
 from benchmarks.bench_proc import (
     STARTED,
     Child,
@@ -337,15 +339,33 @@ def _account(
 
 
 async def drain_getmany(
-    base: Settings, backlog: Backlog, opts: Options, pids: Pids, report: Report | None
+    base: Settings,
+    backlog: Backlog,
+    opts: Options,
+    pids: Pids,
+    report: Report | None,
+    *,
+    floor: bool = False,
 ) -> Drain:
     """The ceiling: the worker's own consumer settings, ``getmany`` in a loop, each message
     counted by (topic, partition, offset) and dropped. Timed from the first ``getmany``
-    once the group has assigned the partitions to the end of the last one with messages."""
-    drain = Drain("getmany", LABELS["getmany"], backlog.events)
+    once the group has assigned the partitions to the end of the last one with messages.
+
+    ``floor``: each batch is also stored raw into the worker's tables (one COPY per table,
+    ``benchmarks/storage_floor.py``) while the next is fetched, in a database of its own;
+    timed to the end of the last COPY."""
+    key = "floor" if floor else "getmany"
+    drain = Drain(key, LABELS[key], backlog.events)
     settings = base.model_copy(
-        update={"app_id": f"bgetmany{uuid.uuid4().hex[:8]}", "topics": backlog.topics}
+        update={"app_id": f"b{key}{uuid.uuid4().hex[:8]}", "topics": backlog.topics}
     )
+    conn: asyncpg.Connection | None = None
+    if floor:
+        settings = await isolated(base, key, opts, ingest=backlog.topics)
+        assert settings.database_url is not None
+        conn = await asyncpg.connect(settings.database_url.get_secret_value())
+    horizon = timedelta(seconds=bench_model(()).horizon_seconds)
+    storing: asyncio.Task[None] | None = None
     w = settings.worker
     consumer = make_consumer(settings)
     launched = time.time()
@@ -366,6 +386,12 @@ async def drain_getmany(
             )
             if not batches:
                 continue
+            if conn is not None:
+                if storing is not None:
+                    await storing
+                storing = asyncio.create_task(
+                    storage_floor.store(conn, batches, backlog.topics.predictions, horizon)
+                )
             last = time.time()
             for messages in batches.values():
                 for m in messages:
@@ -373,14 +399,21 @@ async def drain_getmany(
                 received += len(messages)
             if report is not None:
                 report("draining", len(seen), backlog.events)
+        if storing is not None:
+            await storing
+            last = time.time()
         end = (last, own_cpu_seconds(), pids.postgres_cpu(), pids.broker_cpu())
+        if conn is not None:
+            stored = await conn.fetchval(bsql.RAW_STORED)
     except DrainError as exc:
         drain.error = str(exc)
         return drain
     finally:
         await consumer.stop()
-    drain.stored = len(seen)
-    drain.lost = backlog.events - len(seen)
+        if conn is not None:
+            await conn.close()
+    drain.stored = len(seen) if conn is None else int(stored)
+    drain.lost = backlog.events - drain.stored
     drain.doubled = received - len(seen)
     drain.seconds = end[0] - first[0]
     drain.first_after = first[0] - launched
@@ -388,10 +421,11 @@ async def drain_getmany(
     drain.postgres_cpu = _diff(first[2], end[2])
     drain.broker_cpu = _diff(first[3], end[3])
     if drain.lost:
-        drain.error = f"{drain.lost:,} events not received within {opts.timeout:.0f} s"
+        drain.error = f"{drain.lost:,} events not stored within {opts.timeout:.0f} s"
     drain.notes.append(
-        "its CPU is this process's (the loop, aiokafka's fetcher, a set add); its span "
-        "starts at its first `getmany` once the partitions were assigned"
+        "its CPU is this process's (the loop, aiokafka's fetcher, a set add"
+        + (", the parse and COPY" if floor else "")
+        + "); its span starts at its first `getmany` once the partitions were assigned"
     )
     return drain
 
@@ -896,7 +930,8 @@ async def run_bench(
         await settle(base)  # each drain starts after a checkpoint, none inside it
         runs: list[tuple[str, Sequence[Role]]] = []
         if 1 in parts:
-            runs += [("getmany", ()), ("naive", ()), ("all", ("all",)), ("ingest", ("ingest",))]
+            runs += [("getmany", ()), ("floor", ()), ("naive", ()), ("all", ("all",))]
+            runs.append(("ingest", ("ingest",)))
         if 5 in parts:
             if 1 not in parts:
                 runs.append(("ingest", ("ingest",)))
@@ -906,8 +941,8 @@ async def run_bench(
             async def one(key: str = key, roles: Sequence[Role] = roles) -> None:
                 assert b is not None
                 report = bars(key, b.events)
-                if key == "getmany":
-                    drain = await drain_getmany(base, b, opts, pids, report)
+                if key in ("getmany", "floor"):
+                    drain = await drain_getmany(base, b, opts, pids, report, floor=key == "floor")
                 elif key == "naive":
                     drain = await drain_naive(base, b, opts, pids, log_dir, report)
                 else:

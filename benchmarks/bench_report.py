@@ -110,6 +110,21 @@ def drain_claims(r: Results) -> list[str]:
             + (f", `--role all` {st.fmt_ratio(st.ratio(c.rate, n.rate))}" if c else "")
             + ", while it also validates every event, joins outcomes and matures examples."
         )
+    f = d.get("floor")
+    if f is not None and n is not None:
+        lines.append(
+            f"**The storage floor:** reading the backlog and copying its raw events into the "
+            f"worker's tables, and nothing else, runs at {st.fmt_int(f.rate)} events/s, "
+            f"{st.fmt_ratio(st.ratio(f.rate, n.rate))} the naive agent; PostgreSQL alone "
+            f"spends {st.fmt_int(f.us(f.postgres_cpu))} µs of CPU per event on it. The worker "
+            "does this and more per event, so on this machine it cannot drain faster than "
+            "this"
+            + (
+                f"; `--role ingest` reaches {st.fmt_ratio(st.ratio(i.rate, f.rate))} of it."
+                if i is not None
+                else "."
+            )
+        )
     if i is not None and a is not None:
         lines.append(
             f"**Against the ceiling:** aiokafka `getmany` alone reads {st.fmt_int(a.rate)} "

@@ -114,6 +114,7 @@ class Drain:
 
 LABELS = {
     "getmany": "(a) aiokafka `getmany` alone, no decode (in-process)",
+    "floor": "(a') `getmany` + one COPY per batch of the raw events into the worker's tables",
     "naive": "(b) naive Faust agent, one INSERT per event",
     "all": "(c) worker `--role all`: monitoring, alert rule, 2 River challengers",
     "ingest": "(d) worker `--role ingest`: monitoring off",

@@ -36,7 +36,7 @@ async def test_parts_1_and_2_drain_everything_and_report(
     results = await run_bench(make_settings(), opts, tmp_path / "logs", broker_pid=infra.broker.pid)
 
     assert results.errors == {}
-    assert list(results.drains) == ["getmany", "naive", "all", "ingest"]
+    assert list(results.drains) == ["getmany", "floor", "naive", "all", "ingest"]
     for drain in results.drains.values():
         detail = (drain.key, drain.error, drain.notes)
         assert drain.error is None, detail
@@ -59,6 +59,7 @@ async def test_parts_1_and_2_drain_everything_and_report(
     assert text.startswith(SECTION)
     assert "### 1. Draining one backlog" in text and "### 2. Batch time" in text
     assert "**Monitoring on vs off:**" in text and "**Lost / doubled:** none" in text
+    assert "**The storage floor:**" in text
     assert "| (d) worker `--role ingest`" in text
     console = Console(record=True, width=200)
     for table in rich_tables(results):
