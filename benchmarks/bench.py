@@ -787,6 +787,7 @@ async def steady_run(
     maker = EventMaker(run_id, opts.seed)
     sent_at = np.full(int(rate / 2 * seconds) + 1, np.nan)
     rss: list[tuple[float, int]] = []
+    broker_rss: list[int] = []
     began = 0.0
 
     async def sample_rss() -> None:
@@ -794,6 +795,8 @@ async def steady_run(
             value = tree_rss_kib(child.pid)
             if value is not None:
                 rss.append((time.time() - began, value))
+            if pids.broker is not None and (kib := tree_rss_kib(pids.broker)) is not None:
+                broker_rss.append(kib)
             await asyncio.sleep(opts.rss_every)
 
     sampling = rss_task = None
@@ -829,6 +832,13 @@ async def steady_run(
         sampler.sample()
         result.consumer_cpu = sampler.cpu("consumer", began, stopped)
         result.postgres_cpu = sampler.cpu("postgres", began, stopped)
+        minute = min(60.0, (stopped - began) / 2)
+        result.broker_share = (
+            _share(sampler.cpu("broker", began, began + minute), minute),
+            _share(sampler.cpu("broker", stopped - minute, stopped), minute),
+        )
+        if broker_rss:
+            result.broker_rss = (broker_rss[0], broker_rss[-1])
     except DrainError as exc:
         result.error = str(exc)
         matured, read_at = [], time.time()
@@ -846,6 +856,10 @@ async def steady_run(
     result.latency_first = st.latencies(sent_at, matured, read_at, until=window)
     result.latency_all = st.latencies(sent_at, matured, read_at)
     return result
+
+
+def _share(cpu: float | None, seconds: float) -> float | None:
+    return None if cpu is None or seconds <= 0 else cpu / seconds
 
 
 # Part 6: a hook --------------------------------------------------------------------------------

@@ -339,12 +339,27 @@ def part4_markdown(r: Results) -> list[str]:
 
 def steady_cpu(s: Steady) -> str:
     events = 2 * s.sent
+    first, last = s.broker_share
+    start, end = s.broker_rss
+    broker = ""
+    if first is not None and last is not None:
+        broker = (
+            f" The broker used {first:.0%} of a core in the stream's first minute and "
+            f"{last:.0%} in its last"
+            + (
+                f"; its RSS went from {start / 1024:,.0f} to {end / 1024:,.0f} MiB"
+                if start is not None and end is not None
+                else ""
+            )
+            + " (the embedded Tansu keeps every message and lists every stored batch on "
+            "each fetch; see the README's Known limits)."
+        )
     return (
         "- CPU per event sent, over the stream: the worker "
         f"{st.fmt_int(st.us_per_event(s.consumer_cpu, events))} µs, PostgreSQL "
         f"{st.fmt_int(st.us_per_event(s.postgres_cpu, events))} µs, the sender (this process: "
         f"building, validating and producing the events) "
-        f"{st.fmt_int(st.us_per_event(s.sender_cpu, events))} µs."
+        f"{st.fmt_int(st.us_per_event(s.sender_cpu, events))} µs." + broker
     )
 
 

@@ -161,6 +161,10 @@ class Steady:
     consumer_cpu: float | None = None
     postgres_cpu: float | None = None
     sender_cpu: float | None = None  # this process: building and producing the events
+    # The broker's share of a core in the stream's first and last minute, and its RSS
+    # (KiB) then: the embedded broker's cost grows with what it has stored.
+    broker_share: tuple[float | None, float | None] = (None, None)
+    broker_rss: tuple[int | None, int | None] = (None, None)
     behind_at_end: int = 0  # outcomes not yet matured when sending stopped
     error: str | None = None
 

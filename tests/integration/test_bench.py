@@ -67,6 +67,28 @@ async def test_parts_1_and_2_drain_everything_and_report(
     assert "Draining one backlog" in console.export_text()
 
 
+@pytest.mark.integration
+async def test_part_4_samples_the_worker_and_the_broker(
+    make_settings: SettingsFactory, infra: Infra, tmp_path: Path
+) -> None:
+    """A steady stream through the worker: every outcome matured, the worker's RSS and the
+    broker's CPU share and RSS sampled and reported."""
+    opts = Options(parts=(4,), steady_seconds=8.0, latency_rate=200.0, rss_every=1.0)
+    results = await run_bench(make_settings(), opts, tmp_path / "logs", broker_pid=infra.broker.pid)
+
+    assert results.errors == {}
+    s = results.steady
+    assert s is not None and s.error is None
+    assert s.sent == 800 and s.matured == s.sent, (s.sent, s.matured)
+    assert len(s.rss) >= 4 and all(kib > 0 for _, kib in s.rss)
+    first, last = s.broker_share
+    assert first is not None and last is not None and first > 0 and last > 0
+    start, end = s.broker_rss
+    assert start is not None and end is not None and start > 0
+    text = markdown(results, "`pytest`", datetime.now(UTC), 1.0)
+    assert "### 4. Worker memory over a steady run" in text and "The broker used" in text
+
+
 def test_cpu_and_rates_from_samples() -> None:
     fields = st.stat_fields("42 (a (b) c) S 1 " + " ".join(["0"] * 9) + " 10 20 3 4 0")
     assert st.parent_pid(fields) == 1
