@@ -48,10 +48,10 @@ def key_for(event: Message) -> bytes | None:
 
 
 # How long a send waits for others to share its batch. Fewer, larger batches cost every
-# broker less per event, and the embedded one (Tansu's memory engine) far less: it keeps
+# broker less per event, and the embedded one (Tansu's memory engine) more so: it keeps
 # each batch as an object and lists all of a partition's objects on every fetch that finds
-# new data, so its CPU grows with the number of batches ever sent (at 1,000 events/s a 5 ms
-# linger took it to a full core within 10 minutes; 50 ms grows about a tenth as fast).
+# new data, so its CPU grows with the number of batches ever sent (a lone producer and
+# consumer at 1,000 messages/s: 6% -> 42% of a core in 80 s at 5 ms, 3% -> 5% at 50 ms).
 LINGER_MS = 50
 
 
