@@ -15,9 +15,6 @@ from workers.db.pool import Conn
 
 # matured_seq comes from a sequence, so the largest one can run ahead of the row count
 # (an upsert draws a number even when it updates): a trigger for the exact count below.
-# The storage floor's rows: it stores events only (its COPY fails on a repeated key).
-RAW_STORED = "SELECT (SELECT count(*) FROM predictions) + (SELECT count(*) FROM outcomes)"
-
 LABELED_PROGRESS = "SELECT coalesce(max(matured_seq), 0) FROM labeled_examples"
 
 DRAINED = """

@@ -43,13 +43,9 @@ OUTCOME_COLUMNS = (
 )
 
 
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 def prediction_row(value: bytes, horizon: timedelta) -> tuple[Any, ...]:
     e = msgspec.json.decode(value)
-    at = _time(e["predicted_at"])
+    at = datetime.fromisoformat(e["predicted_at"])
     return (
         e["prediction_id"],
         UUID(e["event_id"]),
@@ -73,7 +69,7 @@ def outcome_row(value: bytes) -> tuple[Any, ...]:
         e.get("model"),
         e["outcome_kind"],
         float(e["value"]),
-        _time(e["observed_at"]),
+        datetime.fromisoformat(e["observed_at"]),
         e.get("prediction_id"),
     )
 
