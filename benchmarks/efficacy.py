@@ -857,6 +857,7 @@ async def run_scenario_end_to_end(
     *,
     seed: int = SEED,
     onset_share: float = 0.5,
+    return_share: float | None = None,
     schedule_every: int = SCHEDULE_EVERY,
     post_window: int = POST_WINDOW,
     log_dir: Path | None = None,
@@ -872,7 +873,9 @@ async def run_scenario_end_to_end(
         raise ValueError(f"no model {model!r} configured; see {CONFIG.relative_to(REPO)}")
     if cfg.task != task:
         raise ValueError(f"model {model!r} is configured for {cfg.task}, not {task}")
-    stream = make_stream(scenario, task, events, onset_share=onset_share, seed=seed)
+    stream = make_stream(
+        scenario, task, events, onset_share=onset_share, return_share=return_share, seed=seed
+    )
     champion = stream.fit_champion()
     run_id = f"{model}-{uuid.uuid4().hex[:8]}"
     log_path = (log_dir or settings.data_dir) / f"efficacy-{run_id}.log"

@@ -23,7 +23,13 @@ def efficacy_model(name: str) -> ModelConfig:
 
 
 async def run_small(
-    make_settings: SettingsFactory, scenario: Kind, events: int, log_dir: Path
+    make_settings: SettingsFactory,
+    scenario: Kind,
+    events: int,
+    log_dir: Path,
+    *,
+    onset_share: float = 0.5,
+    return_share: float | None = None,
 ) -> ScenarioResult:
     """A regression scenario of the benchmark at 1,000 events/s, outcomes 0.5 s late."""
     model = model_name("regression", scenario)
@@ -35,7 +41,15 @@ async def run_small(
     )
     await prepare(settings)
     return await run_scenario_end_to_end(
-        settings, scenario, "regression", events, 1000.0, 0.5, log_dir=log_dir
+        settings,
+        scenario,
+        "regression",
+        events,
+        1000.0,
+        0.5,
+        onset_share=onset_share,
+        return_share=return_share,
+        log_dir=log_dir,
     )
 
 
@@ -60,9 +74,14 @@ async def test_an_abrupt_change_is_measured_end_to_end(
 async def test_a_concept_that_comes_back_is_recalled_end_to_end(
     make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    result = await run_small(make_settings, "drift_back", 16_000, tmp_path)
+    # On a quiet machine the retrain is served about 2,300 events after the change and the
+    # recall about 1,300 after the return; the spans leave room for a CI machine 3x slower
+    # (the recall must come before the stream ends to be seen serving).
+    result = await run_small(
+        make_settings, "drift_back", 24_000, tmp_path, onset_share=1 / 3, return_share=13 / 24
+    )
     assert result.delivery.complete, result.delivery.text()
-    assert result.return_at == 12_000
+    assert (result.onset, result.return_at) == (8_000, 13_000)
     # The change was retrained on; after the return, the initial champion (adopted with
     # its artifact) served again by recall, without training, before the stream ended.
     assert result.promotions, (result.runs, result.signals)

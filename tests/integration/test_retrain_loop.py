@@ -428,3 +428,61 @@ async def test_adopt_checks_the_folder_and_makes_later_versions_candidates(
     for name in ("..", "a/b", "r12", ""):
         with pytest.raises(RegistryError):
             await adopt_saved(settings, s.registry, "ctr", name, saved)
+
+
+async def test_a_change_during_a_refresh_is_not_lost_in_it(
+    services: tuple[Services, CollectingPublisher, Settings],
+    pool: asyncpg.Pool,
+    tmp_path: Path,
+) -> None:
+    """The champion of a retrain is refreshed on more post-change rows; the first concept
+    comes back just as the refresh starts. The refresh must not promote a mix of both
+    concepts, and the champion's alert during it must open the loop (a refresh that ends
+    used to close it, and the alert was never acted on): v1 is recalled."""
+    s, _, settings = services
+    rng = np.random.default_rng(12)
+    train = [{"x": float(rng.normal()), "channel": "ab"[i % 2]} for i in range(400)]
+    labels = [0.05 + 0.03 * r["x"] for r in train]
+    v1 = fit_model(
+        "linear", "regression", FeatureSpec.infer(("x", "channel"), train), train, labels
+    )
+    v1.save(tmp_path)
+    await adopt_saved(settings, s.registry, "ctr", "v1", tmp_path)
+    i = await send_concept(s, settings, rng, 0, 1500, slope=0.03, version="v1", model=v1)
+    await s.monitor.tick_quality()
+    for _ in range(7):
+        i = await send_concept(s, settings, rng, i, 100, slope=-0.03, version="v1", model=v1)
+        await s.monitor.tick_quality()
+        await s.retrain.step_all()
+        await s.retrain.idle()
+    [first] = await runs(pool)
+    r1 = f"r{first['id']}"
+    champion = await s.registry.champion("ctr")
+    assert champion is not None and champion["version"] == r1
+    r1_model = load_model(Path(champion["artifact_dir"]), champion["files"])
+    due = (await control(pool))["refresh_rows"]
+    assert due is not None
+    # r1 serves the new concept well until a refresh is due; then the first concept comes
+    # back, before the monitor has seen it.
+    i = await send_concept(s, settings, rng, i, due, slope=-0.03, version=r1, model=r1_model)
+    await s.monitor.tick_quality()
+    i = await send_concept(s, settings, rng, i, 300, slope=0.03, version=r1, model=r1_model)
+    await s.retrain.step_all()
+    assert (await control(pool))["loop_trigger"] == "refresh"
+    await s.monitor.tick_quality()  # r1's alert, while the refresh trains
+    await s.retrain.idle()
+    refresh = (await runs(pool))[-1]
+    assert refresh["trigger"] == "refresh" and refresh["status"] == "gated", dict(refresh)
+    assert refresh["gate_report"][-1]["name"] == "champion_steady"
+    assert not refresh["gate_report"][-1]["passed"]
+    row = await control(pool)
+    assert (row["loop_state"], row["loop_version"]) == ("waiting_for_evidence", r1), dict(row)
+    assert (await s.registry.champion("ctr"))["version"] == r1  # type: ignore[index]
+    for _ in range(3):
+        i = await send_concept(s, settings, rng, i, 100, slope=0.03, version=r1, model=r1_model)
+        await s.monitor.tick_quality()
+        await s.retrain.step_all()
+        await s.retrain.idle()
+    recall = (await runs(pool))[-1]
+    assert (recall["trigger"], recall["status"]) == ("recall", "succeeded"), dict(recall)
+    assert (await s.registry.champion("ctr"))["version"] == "v1"  # type: ignore[index]

@@ -231,6 +231,31 @@ def test_a_promotion_on_few_rows_is_refreshed_as_post_change_data_grows() -> Non
     assert controller.promoted(Loop(), rows=500, cfg=CFG, reason="x").refresh_rows is None
 
 
+def test_an_alert_during_a_refresh_opens_the_loop() -> None:
+    """A refresh retrains a healthy champion. If that champion degrades meanwhile (a concept
+    came back), the alert must open a degradation: a refresh that is then gated closes the
+    loop, and the alert would never be acted on."""
+    training = advance(opened(), facts(post_change_rows=500), CFG).loop
+    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1", champion="r1")
+    refresh = advance(after, facts(post_change_rows=2000, degraded=False), CFG).loop
+    assert refresh.state == "training" and refresh.version == "r1"
+    later = T0 + timedelta(minutes=5)
+    alert = controller.open_degradation(
+        refresh, trigger="quality_alert", detail={}, version="r1", change_at=later
+    )
+    assert alert is not None
+    assert (alert.state, alert.version, alert.change_at) == ("waiting_for_evidence", "r1", later)
+    # The same alert during the degradation's own run adds nothing.
+    own = advance(alert, facts(post_change_rows=600), CFG).loop
+    assert own.state == "training"
+    assert (
+        controller.open_degradation(
+            own, trigger="quality_alert", detail={}, version="r1", change_at=later
+        )
+        is None
+    )
+
+
 def test_recall_is_tried_while_a_degradation_waits_with_enough_rows() -> None:
     loop = opened()
     need = CFG.recall.min_rows

@@ -58,6 +58,12 @@ class Loop:
         """A degradation is being dealt with."""
         return self.state != "healthy"
 
+    def handles(self, version: str | None) -> bool:
+        """Whether a degradation of ``version`` is already being dealt with. A refresh is
+        not one: it retrains a healthy champion, so an alert during it opens the loop
+        (else the refresh ends, the loop closes, and the alert is never acted on)."""
+        return self.open and self.trigger != "refresh" and self.version == version
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -97,7 +103,7 @@ def open_degradation(
 ) -> Loop | None:
     """A quality alert or drift episode on `version`: the loop opens, or None when this one
     is already being dealt with (the same version's later alerts add nothing)."""
-    if loop.open and loop.version == version:
+    if loop.handles(version):
         return None
     return Loop(
         state="waiting_for_evidence",

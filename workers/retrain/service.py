@@ -230,7 +230,7 @@ class RetrainService:
         self, model: str, kind: TriggerKind, detail: dict[str, Any], version: str | None
     ) -> None:
         loop, _ = await self._loop(model)
-        if loop.open and loop.version == version:
+        if loop.handles(version):
             return
         change_at = await self._change_at(model, version, detail.get("window"))
         opened = controller.open_degradation(
@@ -642,6 +642,8 @@ class RetrainService:
             return "gated", None
         shutil.rmtree(final_dir, ignore_errors=True)
         work_dir.rename(final_dir)  # the version's folder appears whole or not at all
+        if trigger == "refresh":
+            report.append(await self._champion_steady(model))
 
         metrics = result.metrics
         card = {
@@ -693,6 +695,20 @@ class RetrainService:
         else:
             log.info("%s: %s passed its gates and waits for ApproveVersion", model, version)
         return "succeeded", version
+
+    async def _champion_steady(self, model: str) -> GateResult:
+        """A refresh's last gate: the champion it refreshes must not have degraded while it
+        trained. If it did, a new change began inside the refresh's data (rows since the
+        old change): the candidate learned a mix, and the loop now handles the new change."""
+        loop, _ = await self._loop(model)
+        steady = loop.state == "training" and loop.trigger == "refresh"
+        reason = (
+            "the champion stayed healthy while the refresh trained"
+            if steady
+            else f"the champion degraded while the refresh trained ({loop.reason}): its rows "
+            "may straddle a new change"
+        )
+        return GateResult("champion_steady", steady, {}, reason)
 
     async def _gated(
         self, model: str, run_id: int, version: str | None, failed: GateResult
