@@ -659,10 +659,6 @@ async def fill(settings: Settings, rows: int, report: Report | None) -> tuple[fl
     try:
         async with pool.acquire() as conn:
             await conn.execute(bsql.fill_features_statement(FEATURES))
-            # The rows are consistent by construction: skip the per-row foreign key check of
-            # labeled_examples (a superuser setting; without it the fill is only slower).
-            with contextlib.suppress(asyncpg.PostgresError):
-                await conn.execute("SET session_replication_role = replica")
             for lo in range(0, rows, chunk):
                 hi = min(rows, lo + chunk) - 1
                 async with conn.transaction():

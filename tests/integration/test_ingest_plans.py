@@ -25,7 +25,9 @@ from workers.monitor import sql as monitor_sql
 pytestmark = pytest.mark.integration
 
 STORED = 150_000
-BATCH = 200
+# A small batch, and one the size the worker drains a backlog with: with 2,000 ids the
+# planner once judged a whole-table scan cheaper than 2,000 lookups for maturation's update.
+BATCHES = (200, 2_000)
 BIG_TABLES = ("predictions", "outcomes", "labeled_examples", "feedback")
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 
@@ -60,16 +62,16 @@ def _scanned(plan: list[asyncpg.Record]) -> set[str]:
     return {t for t in SEQ_SCAN.findall(text) if t in BIG_TABLES}
 
 
-async def _plans(conn: asyncpg.Connection, now: datetime) -> dict[str, set[str]]:
+async def _plans(conn: asyncpg.Connection, now: datetime, batch: int) -> dict[str, set[str]]:
     """The big tables each statement would scan whole, for one batch of ids: half new,
     half already stored."""
-    stored = [f"p{i}" for i in range(1, STORED, STORED // (BATCH // 2))][: BATCH // 2]
-    prediction_ids = stored + [f"new{i}" for i in range(BATCH // 2)]
+    stored = [f"p{i}" for i in range(1, STORED, STORED // (batch // 2))][: batch // 2]
+    prediction_ids = stored + [f"new{i}" for i in range(batch // 2)]
     outcome_ids: list[UUID] = [
         r["event_id"]
-        for r in await conn.fetch("SELECT event_id FROM outcomes LIMIT $1", BATCH // 2)
-    ] + [uuid4() for _ in range(BATCH // 2)]
-    windows = [(f"e{2 * i}", now - timedelta(hours=1), now) for i in range(1, BATCH // 2)]
+        for r in await conn.fetch("SELECT event_id FROM outcomes LIMIT $1", batch // 2)
+    ] + [uuid4() for _ in range(batch // 2)]
+    windows = [(f"e{2 * i}", now - timedelta(hours=1), now) for i in range(1, batch // 2)]
     names = sorted(TEST_MODELS)
     m = TEST_MODELS
     statements = {
@@ -104,10 +106,11 @@ async def _plans(conn: asyncpg.Connection, now: datetime) -> dict[str, set[str]]
         # A custom plan for these very values, as PostgreSQL makes for the first runs of
         # a prepared statement.
         await conn.execute("SET plan_cache_mode = force_custom_plan")
-        found[name] = _scanned(await conn.fetch("EXPLAIN " + statement, *args))
+        found[f"{name} x{batch}"] = _scanned(await conn.fetch("EXPLAIN " + statement, *args))
         # And the generic plan it may switch to after five.
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        found[name + " (generic)"] = _scanned(await conn.fetch("EXPLAIN " + statement, *args))
+        generic = _scanned(await conn.fetch("EXPLAIN " + statement, *args))
+        found[f"{name} x{batch} (generic)"] = generic
     await conn.execute("RESET plan_cache_mode")
     return found
 
@@ -120,9 +123,9 @@ async def test_hot_statements_use_indexes_on_young_and_analyzed_tables(pool: asy
             "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 'outcomes' "
             "AND last_analyze IS NULL AND last_autoanalyze IS NULL"
         )
-        before = await _plans(conn, now)
+        before = {k: v for b in BATCHES for k, v in (await _plans(conn, now, b)).items()}
         await conn.execute("ANALYZE predictions, outcomes, labeled_examples, feedback")
-        after = await _plans(conn, now)
+        after = {k: v for b in BATCHES for k, v in (await _plans(conn, now, b)).items()}
     assert young == 1, "the first check must run on never-analyzed tables"
     assert {k: v for k, v in before.items() if v} == {}, "scans on young tables"
     assert {k: v for k, v in after.items() if v} == {}, "scans after ANALYZE"

@@ -103,11 +103,17 @@ RETURNING pick.old_pid, pick.new_pid
 # table.
 REJECT_IMPOSSIBLE_OUTCOMES = """
 WITH touched AS (
-    SELECT event_id, prediction_id, observed_at FROM outcomes
-    WHERE event_id = ANY($1::uuid[]) AND prediction_id IS NOT NULL AND rejected_reason IS NULL
-    UNION
     -- OFFSET 0 keeps each lateral a lookup by key, never a join the planner may turn
-    -- into a scan (unanalyzed, "prediction_id = ANY" of 200 ids is guessed to match all).
+    -- into a scan (unanalyzed, "prediction_id = ANY" of 200 ids is guessed to match all,
+    -- and "event_id = ANY" of 1,000 ids was planned as a scan of every outcome).
+    SELECT o.event_id, o.prediction_id, o.observed_at
+    FROM unnest($1::uuid[]) AS batch(event_id)
+    CROSS JOIN LATERAL (
+        SELECT event_id, prediction_id, observed_at FROM outcomes
+        WHERE event_id = batch.event_id AND prediction_id IS NOT NULL
+          AND rejected_reason IS NULL OFFSET 0
+    ) o
+    UNION
     SELECT o.event_id, o.prediction_id, o.observed_at
     FROM unnest($2::text[]) AS batch(prediction_id)
     CROSS JOIN LATERAL (
@@ -202,7 +208,10 @@ WITH cfg AS (
     SET resolution = r.resolution,
         matured_at = CASE WHEN r.resolution IS NULL THEN NULL ELSE coalesce(p.matured_at, $6) END
     FROM resolved r
-    WHERE p.prediction_id = r.prediction_id AND p.resolution IS DISTINCT FROM r.resolution
+    -- The ANY keeps this a lookup by key: joined to the CTE alone, the planner scanned
+    -- the whole table once it guessed that cheaper (every batch, at 100k rows).
+    WHERE p.prediction_id = ANY($5::text[]) AND p.prediction_id = r.prediction_id
+      AND p.resolution IS DISTINCT FROM r.resolution
     RETURNING r.resolution
 )
 SELECT
