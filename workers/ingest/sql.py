@@ -211,7 +211,8 @@ WITH cfg AS (
     -- The rows cand read, fetched by their ctids in one TID scan. Joined to the CTE by key
     -- (or ctid) alone, the planner hashed the whole table for batches of 2,000 ids (80 ms
     -- at 150k rows); with "key = ANY" of the batch's ids added, it searched that array
-    -- once per row instead.
+    -- once per row instead. Only this statement updates predictions, under the maturation
+    -- lock, so the ctids cand read are the rows' current versions.
     WHERE p.ctid = ANY(ARRAY(SELECT row_id FROM resolved)) AND p.ctid = r.row_id
       AND p.resolution IS DISTINCT FROM r.resolution
     RETURNING r.resolution
