@@ -256,6 +256,25 @@ def test_an_alert_during_a_refresh_opens_the_loop() -> None:
     )
 
 
+def test_a_refresh_passes_its_last_gate_only_while_its_champion_is_steady() -> None:
+    """The gate asks the loop (an alert opened it) and the monitor (whose alert may still
+    be on its way); a refresh passes only when neither reports the champion degraded."""
+    training = advance(opened(), facts(post_change_rows=500), CFG).loop
+    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1", champion="r1")
+    refresh = advance(after, facts(post_change_rows=2000, degraded=False), CFG).loop
+    assert controller.champion_steady(refresh, monitor_degraded=False).passed
+    told = controller.champion_steady(refresh, monitor_degraded=True)
+    assert not told.passed and "monitor" in told.reason
+    alert = controller.open_degradation(
+        refresh, trigger="quality_alert", detail={}, version="r1", change_at=T0
+    )
+    assert alert is not None
+    opened_meanwhile = controller.champion_steady(alert, monitor_degraded=False)
+    assert not opened_meanwhile.passed and "quality_alert" in opened_meanwhile.reason
+    # A degradation's own run is no refresh: the gate never passes one.
+    assert not controller.champion_steady(training, monitor_degraded=False).passed
+
+
 def test_recall_is_tried_while_a_degradation_waits_with_enough_rows() -> None:
     loop = opened()
     need = CFG.recall.min_rows

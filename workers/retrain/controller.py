@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from schemas.registry import LoopState
+from workers.retrain.gates import GateResult
 from workers.settings import RetrainConfig
 
 # Too few errors to place a change point: the degradation starts at the oldest of them.
@@ -332,3 +333,20 @@ def change_point(errors: ArrayLike) -> int:
     variance = (np.var(x[:cut]) * cut + np.var(x[cut:]) * (n - cut)) / (n - 2)
     uncertainty = float(variance) / shift**2
     return min(n - 1, cut + math.ceil(CHANGE_POINT_MARGIN * uncertainty))
+
+
+def champion_steady(loop: Loop, *, monitor_degraded: bool) -> GateResult:
+    """A refresh's last gate: the champion it refreshes must not have degraded while it
+    trained. If it did, a new change began inside the refresh's rows (all those since the
+    old change): the candidate learned a mix, and the loop handles the new change."""
+    if not (loop.state == "training" and loop.trigger == "refresh"):
+        why = f"the loop opened while it trained ({loop.reason})"
+    elif monitor_degraded:
+        # The monitor knows before the loop does: its alert may still be on the way.
+        why = "the monitor reports it degraded (or has not read its history yet)"
+    else:
+        return GateResult(
+            "champion_steady", True, {}, "the champion stayed healthy while the refresh trained"
+        )
+    reason = f"the champion degraded while the refresh trained: {why}; its rows may "
+    return GateResult("champion_steady", False, {}, reason + "straddle a new change")

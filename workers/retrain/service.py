@@ -8,6 +8,7 @@ gate report and the durations, whether it ends in a promotion, a gate or an erro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -210,17 +211,18 @@ class RetrainService:
         if not cfg.retrain.enabled or not switch:
             log.info("%s: %s not acted on: that trigger is off for this model", model, kind)
             return
-        champion = await self.registry.champion(model)
-        if champion is not None and version is not None and champion["version"] != version:
-            log.info(
-                "%s: %s on %s ignored: %s is the champion",
-                model,
-                kind,
-                version,
-                champion["version"],
-            )
-            return
         async with self._lock(model):
+            # Checked under the lock: a refresh may promote a new champion meanwhile.
+            champion = await self.registry.champion(model)
+            if champion is not None and version is not None and champion["version"] != version:
+                log.info(
+                    "%s: %s on %s ignored: %s is the champion",
+                    model,
+                    kind,
+                    version,
+                    champion["version"],
+                )
+                return
             await self._open_degradation(model, kind, detail, version)
 
     def _lock(self, model: str) -> asyncio.Lock:
@@ -411,7 +413,10 @@ class RetrainService:
         if step.start_run:
             async with self.pool.acquire() as conn:
                 seq, _ = await sql.outcome_progress(conn, model, 0)
-                await sql.mark_auto_retrain(conn, model, self.clock(), seq)
+                # A refresh is no degradation: it does not start the cooldown that spaces
+                # them (an alert during it would otherwise wait out the cooldown).
+                at = None if step.loop.trigger == "refresh" else self.clock()
+                await sql.mark_auto_retrain(conn, model, at, seq)
             detail = {
                 **(step.loop.detail or {}),
                 "attempt": step.loop.attempts + 1,
@@ -642,73 +647,68 @@ class RetrainService:
             return "gated", None
         shutil.rmtree(final_dir, ignore_errors=True)
         work_dir.rename(final_dir)  # the version's folder appears whole or not at all
-        if trigger == "refresh":
-            report.append(await self._champion_steady(model))
+        async with contextlib.AsyncExitStack() as stack:
+            if trigger == "refresh":
+                # The last gate and the promotion under the loop's lock: an alert on the
+                # champion lands either before the gate (which then stops the refresh) or
+                # after the promotion (about a version no longer serving, so ignored).
+                await stack.enter_async_context(self._lock(model))
+                report.append(await self._champion_steady(model))
 
-        metrics = result.metrics
-        card = {
-            "model": model,
-            "version": version,
-            "kind": outcome.best_kind,
-            "task": cfg.task,
-            "features": outcome.spec,
-            "training_window": result.split,
-            "samples": result.samples,
-            "candidates": outcome.validation_metrics,
-            "metrics": metrics,
-            "gate_report": [g.to_dict() for g in report],
-            "parent_version": champion["version"] if champion is not None else None,
-            "trigger": {"kind": trigger, "by": by, "run_id": run_id},
-            "created_at": now.isoformat(),
-        }
-        failed = first_failure(report)
-        status = "rejected" if failed is not None else "candidate"
-        await self.registry.register(
-            model=model,
-            version=version,
-            status=status,
-            kind=outcome.best_kind,
-            artifact_dir=str(final_dir),
-            files=outcome.files,
-            card=card,
-            parent_version=card["parent_version"],
-            run_id=run_id,
-        )
-        if failed is not None:
-            await self._gated(model, run_id, version, failed)
-            return "gated", version
-        await self.publisher.publish(
-            self.settings.topics.models,
-            ModelRegistered(
-                model=model, version=version, status="candidate", run_id=run_id, metrics=metrics
-            ),
-            key=model,
-        )
-        if cfg.retrain.promotion == "auto":
-            promoted = await self.registry.promote(
-                model, version, by=SYSTEM, reason=f"every gate passed (run {run_id}, {trigger})"
+            metrics = result.metrics
+            card = {
+                "model": model,
+                "version": version,
+                "kind": outcome.best_kind,
+                "task": cfg.task,
+                "features": outcome.spec,
+                "training_window": result.split,
+                "samples": result.samples,
+                "candidates": outcome.validation_metrics,
+                "metrics": metrics,
+                "gate_report": [g.to_dict() for g in report],
+                "parent_version": champion["version"] if champion is not None else None,
+                "trigger": {"kind": trigger, "by": by, "run_id": run_id},
+                "created_at": now.isoformat(),
+            }
+            failed = first_failure(report)
+            status = "rejected" if failed is not None else "candidate"
+            await self.registry.register(
+                model=model,
+                version=version,
+                status=status,
+                kind=outcome.best_kind,
+                artifact_dir=str(final_dir),
+                files=outcome.files,
+                card=card,
+                parent_version=card["parent_version"],
+                run_id=run_id,
             )
-            await self.publisher.publish(self.settings.topics.models, promoted, key=model)
-            log.info(
-                "%s: %s promoted to champion (was %s)", model, version, promoted.previous_version
+            if failed is not None:
+                await self._gated(model, run_id, version, failed)
+                return "gated", version
+            await self.publisher.publish(
+                self.settings.topics.models,
+                ModelRegistered(
+                    model=model, version=version, status="candidate", run_id=run_id, metrics=metrics
+                ),
+                key=model,
             )
-        else:
-            log.info("%s: %s passed its gates and waits for ApproveVersion", model, version)
-        return "succeeded", version
+            if cfg.retrain.promotion == "auto":
+                promoted = await self.registry.promote(
+                    model, version, by=SYSTEM, reason=f"every gate passed (run {run_id}, {trigger})"
+                )
+                await self.publisher.publish(self.settings.topics.models, promoted, key=model)
+                was = promoted.previous_version
+                log.info("%s: %s promoted to champion (was %s)", model, version, was)
+            else:
+                log.info("%s: %s passed its gates and waits for ApproveVersion", model, version)
+            return "succeeded", version
 
     async def _champion_steady(self, model: str) -> GateResult:
-        """A refresh's last gate: the champion it refreshes must not have degraded while it
-        trained. If it did, a new change began inside the refresh's data (rows since the
-        old change): the candidate learned a mix, and the loop now handles the new change."""
         loop, _ = await self._loop(model)
-        steady = loop.state == "training" and loop.trigger == "refresh"
-        reason = (
-            "the champion stayed healthy while the refresh trained"
-            if steady
-            else f"the champion degraded while the refresh trained ({loop.reason}): its rows "
-            "may straddle a new change"
-        )
-        return GateResult("champion_steady", steady, {}, reason)
+        degraded = loop.version is not None and self.degraded(model, loop.version)
+        return controller.champion_steady(loop, monitor_degraded=degraded)
 
     async def _gated(
         self, model: str, run_id: int, version: str | None, failed: GateResult

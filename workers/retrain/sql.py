@@ -105,7 +105,8 @@ ON CONFLICT (model) DO UPDATE SET paused = EXCLUDED.paused, paused_by = EXCLUDED
 """
 
 MARK_AUTO_RETRAIN = """
-UPDATE model_controls SET last_auto_retrain_at = $2, outcomes_seen_at_retrain = $3,
+UPDATE model_controls SET last_auto_retrain_at = coalesce($2, last_auto_retrain_at),
+       outcomes_seen_at_retrain = $3,
        updated_at = now()
 WHERE model = $1
 """
@@ -245,7 +246,8 @@ async def set_paused(conn: Conn, model: str, paused: bool, by: str, reason: str)
     await conn.execute(SET_PAUSED, model, paused, by, reason)
 
 
-async def mark_auto_retrain(conn: Conn, model: str, at: datetime, seq: int) -> None:
+async def mark_auto_retrain(conn: Conn, model: str, at: datetime | None, seq: int) -> None:
+    """``at`` None keeps the last automatic retrain's time (the cooldown's start)."""
     await conn.execute(MARK_AUTO_RETRAIN, model, at, seq)
 
 
