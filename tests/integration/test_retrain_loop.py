@@ -284,6 +284,59 @@ async def control(pool: asyncpg.Pool) -> asyncpg.Record:
     return row
 
 
+async def adopt_first_concept(
+    s: Services, settings: Settings, rng: np.random.Generator, tmp_path: Path
+) -> TrainedModel:
+    """v1, trained elsewhere on the first concept, adopted with its artifact as champion."""
+    train = [{"x": float(rng.normal()), "channel": "ab"[i % 2]} for i in range(400)]
+    labels = [0.05 + 0.03 * r["x"] for r in train]
+    v1 = fit_model(
+        "linear", "regression", FeatureSpec.infer(("x", "channel"), train), train, labels
+    )
+    v1.save(tmp_path)
+    assert (await adopt_saved(settings, s.registry, "ctr", "v1", tmp_path)).status == "champion"
+    return v1
+
+
+async def live_rounds(
+    s: Services,
+    settings: Settings,
+    rng: np.random.Generator,
+    start: int,
+    rounds: int,
+    *,
+    slope: float,
+    version: str,
+    model: TrainedModel | None,
+) -> int:
+    """Rounds of 100 examples, the monitor ticking and the loop stepping after each, as in
+    a live stream."""
+    i = start
+    for _ in range(rounds):
+        i = await send_concept(s, settings, rng, i, 100, slope=slope, version=version, model=model)
+        await s.monitor.tick_quality()
+        await s.retrain.step_all()
+        await s.retrain.idle()
+    return i
+
+
+async def changed_once(
+    s: Services,
+    settings: Settings,
+    pool: asyncpg.Pool,
+    rng: np.random.Generator,
+    tmp_path: Path,
+) -> tuple[int, asyncpg.Record]:
+    """v1 serves the first concept; the concept changes and the loop's retrain replaces
+    it. Returns the next example index and that retrain's run."""
+    v1 = await adopt_first_concept(s, settings, rng, tmp_path)
+    i = await send_concept(s, settings, rng, 0, 1500, slope=0.03, version="v1", model=v1)
+    await s.monitor.tick_quality()
+    i = await live_rounds(s, settings, rng, i, 7, slope=-0.03, version="v1", model=v1)
+    [first] = await runs(pool)
+    return i, first
+
+
 async def send_concept(
     s: Services,
     settings: Settings,
@@ -334,24 +387,9 @@ async def test_a_concept_that_comes_back_is_served_by_the_version_that_knew_it(
 ) -> None:
     s, publisher, settings = services
     rng = np.random.default_rng(11)
-    # v1, trained elsewhere on the first concept, is adopted with its artifact.
-    train = [{"x": float(rng.normal()), "channel": "ab"[i % 2]} for i in range(400)]
-    labels = [0.05 + 0.03 * r["x"] for r in train]
-    v1 = fit_model(
-        "linear", "regression", FeatureSpec.infer(("x", "channel"), train), train, labels
-    )
-    v1.save(tmp_path)
-    assert (await adopt_saved(settings, s.registry, "ctr", "v1", tmp_path)).status == "champion"
-    i = await send_concept(s, settings, rng, 0, 1500, slope=0.03, version="v1", model=v1)
-    await s.monitor.tick_quality()
     # The concept changes: a retrain on post-change rows replaces v1 (nothing to recall:
     # v1 is the only version, and it is the champion).
-    for _ in range(7):  # the monitor ticks as examples mature, as in a live stream
-        i = await send_concept(s, settings, rng, i, 100, slope=-0.03, version="v1", model=v1)
-        await s.monitor.tick_quality()
-        await s.retrain.step_all()
-        await s.retrain.idle()
-    [first] = await runs(pool)
+    i, first = await changed_once(s, settings, pool, rng, tmp_path)
     assert first["trigger"] == "quality_alert" and first["status"] == "succeeded"
     r1 = f"r{first['id']}"
     champion = await s.registry.champion("ctr")
@@ -365,11 +403,7 @@ async def test_a_concept_that_comes_back_is_served_by_the_version_that_knew_it(
     assert len(await runs(pool)) == 1
     # The first concept comes back: r1 alerts, and v1 serves again after a few hundred
     # examples, without training.
-    for _ in range(5):
-        i = await send_concept(s, settings, rng, i, 100, slope=0.03, version=r1, model=r1_model)
-        await s.monitor.tick_quality()
-        await s.retrain.step_all()
-        await s.retrain.idle()
+    i = await live_rounds(s, settings, rng, i, 5, slope=0.03, version=r1, model=r1_model)
     recall = (await runs(pool))[-1]
     assert recall["trigger"] == "recall", [dict(r) for r in await runs(pool)]
     assert recall["status"] == "succeeded" and recall["candidate_version"] == "v1"
@@ -443,21 +477,7 @@ async def test_a_change_during_a_refresh_is_not_lost_in_it(
     used to close it, and the alert was never acted on): v1 is recalled."""
     s, _, settings = services
     rng = np.random.default_rng(12)
-    train = [{"x": float(rng.normal()), "channel": "ab"[i % 2]} for i in range(400)]
-    labels = [0.05 + 0.03 * r["x"] for r in train]
-    v1 = fit_model(
-        "linear", "regression", FeatureSpec.infer(("x", "channel"), train), train, labels
-    )
-    v1.save(tmp_path)
-    await adopt_saved(settings, s.registry, "ctr", "v1", tmp_path)
-    i = await send_concept(s, settings, rng, 0, 1500, slope=0.03, version="v1", model=v1)
-    await s.monitor.tick_quality()
-    for _ in range(7):
-        i = await send_concept(s, settings, rng, i, 100, slope=-0.03, version="v1", model=v1)
-        await s.monitor.tick_quality()
-        await s.retrain.step_all()
-        await s.retrain.idle()
-    [first] = await runs(pool)
+    i, first = await changed_once(s, settings, pool, rng, tmp_path)
     r1 = f"r{first['id']}"
     champion = await s.registry.champion("ctr")
     assert champion is not None and champion["version"] == r1
@@ -485,11 +505,7 @@ async def test_a_change_during_a_refresh_is_not_lost_in_it(
     row = await control(pool)
     assert (row["loop_state"], row["loop_version"]) == ("waiting_for_evidence", r1), dict(row)
     assert (await s.registry.champion("ctr"))["version"] == r1  # type: ignore[index]
-    for _ in range(3):
-        i = await send_concept(s, settings, rng, i, 100, slope=0.03, version=r1, model=r1_model)
-        await s.monitor.tick_quality()
-        await s.retrain.step_all()
-        await s.retrain.idle()
+    i = await live_rounds(s, settings, rng, i, 3, slope=0.03, version=r1, model=r1_model)
     recall = (await runs(pool))[-1]
     assert (recall["trigger"], recall["status"]) == ("recall", "succeeded"), dict(recall)
     assert (await s.registry.champion("ctr"))["version"] == "v1"  # type: ignore[index]
