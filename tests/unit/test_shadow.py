@@ -14,6 +14,9 @@ from workers.shadow.tracker import ShadowTracker
 
 def cfg(*keys: str, **shadow: object) -> ModelConfig:
     shadow.setdefault("max_learn_per_second", 1e9)  # no rate budget unless a test sets one
+    # Nor a CPU budget (one thread never uses 4 cores): a loaded CI machine made the depth
+    # cap's test skip examples and fail on the count.
+    shadow.setdefault("max_cpu_share", 4.0)
     return ModelConfig(
         horizon_seconds=60,
         shadow=ShadowConfig(challengers=keys, window=300, min_examples=300, margin=0.1, **shadow),
