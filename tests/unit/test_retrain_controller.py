@@ -231,13 +231,18 @@ def test_a_promotion_on_few_rows_is_refreshed_as_post_change_data_grows() -> Non
     assert controller.promoted(Loop(), rows=500, cfg=CFG, reason="x").refresh_rows is None
 
 
+def refreshing() -> Loop:
+    """r1, promoted by the loop on few rows, being refreshed now that more have matured."""
+    training = advance(opened(), facts(post_change_rows=500), CFG).loop
+    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1", champion="r1")
+    return advance(after, facts(post_change_rows=2000, degraded=False), CFG).loop
+
+
 def test_an_alert_during_a_refresh_opens_the_loop() -> None:
     """A refresh retrains a healthy champion. If that champion degrades meanwhile (a concept
     came back), the alert must open a degradation: a refresh that is then gated closes the
     loop, and the alert would never be acted on."""
-    training = advance(opened(), facts(post_change_rows=500), CFG).loop
-    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1", champion="r1")
-    refresh = advance(after, facts(post_change_rows=2000, degraded=False), CFG).loop
+    refresh = refreshing()
     assert refresh.state == "training" and refresh.version == "r1"
     later = T0 + timedelta(minutes=5)
     alert = controller.open_degradation(
@@ -259,9 +264,7 @@ def test_an_alert_during_a_refresh_opens_the_loop() -> None:
 def test_a_refresh_passes_its_last_gate_only_while_its_champion_is_steady() -> None:
     """The gate asks the loop (an alert opened it) and the monitor (whose alert may still
     be on its way); a refresh passes only when neither reports the champion degraded."""
-    training = advance(opened(), facts(post_change_rows=500), CFG).loop
-    after = controller.promoted(training, rows=500, cfg=CFG, reason="run 1", champion="r1")
-    refresh = advance(after, facts(post_change_rows=2000, degraded=False), CFG).loop
+    refresh = refreshing()
     assert controller.champion_steady(refresh, monitor_degraded=False).passed
     told = controller.champion_steady(refresh, monitor_degraded=True)
     assert not told.passed and "monitor" in told.reason
@@ -272,6 +275,7 @@ def test_a_refresh_passes_its_last_gate_only_while_its_champion_is_steady() -> N
     opened_meanwhile = controller.champion_steady(alert, monitor_degraded=False)
     assert not opened_meanwhile.passed and "quality_alert" in opened_meanwhile.reason
     # A degradation's own run is no refresh: the gate never passes one.
+    training = advance(opened(), facts(post_change_rows=500), CFG).loop
     assert not controller.champion_steady(training, monitor_degraded=False).passed
 
 
