@@ -19,7 +19,7 @@ LABELED_PROGRESS = "SELECT coalesce(max(matured_seq), 0) FROM labeled_examples"
 
 DRAINED = """
 SELECT (SELECT count(*) FROM predictions) AS predictions,
-       (SELECT count(*) FROM predictions WHERE matured_at IS NULL) AS pending,
+       (SELECT count(*) FROM pending_predictions) AS pending,
        (SELECT count(*) FROM outcomes) AS outcomes,
        (SELECT count(*) FROM labeled_examples) AS labeled
 """
@@ -192,9 +192,9 @@ _OUTCOME_ID = _time_ordered("t + interval '1 s'", "'o' || i")
 
 FILL_PREDICTIONS = f"""
 INSERT INTO predictions (prediction_id, event_id, model, model_version, features, prediction,
-                         predicted_at, horizon_ends_at, resolution, matured_at, ingested_at)
+                         predicted_at, horizon_ends_at, ingested_at)
 SELECT pid, {_time_ordered("t", "'p' || i")}, model, 'v0', features, prediction,
-       t, t + interval '1 hour', 'outcome', t + interval '1 s', t + interval '1 s'
+       t, t + interval '1 hour', t + interval '1 s'
 {_FILL_ROWS}"""
 
 FILL_OUTCOMES = f"""

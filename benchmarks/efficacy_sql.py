@@ -18,16 +18,16 @@ from workers.db.pool import Conn
 RUN_EXAMPLES = """
 SELECT p.prediction_id, p.model_version, p.prediction, p.predicted_at, p.matured_at,
        p.resolution, l.label
-FROM predictions p
+FROM prediction_status p
 LEFT JOIN labeled_examples l ON l.prediction_id = p.prediction_id
 WHERE p.model = $1 AND p.prediction_id LIKE $2 || '-%'
 """
 
 RUN_PROGRESS = """
 SELECT count(*) AS stored,
-       count(*) FILTER (WHERE matured_at IS NULL) AS pending,
+       count(*) FILTER (WHERE resolution IS NULL) AS pending,
        count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled
-FROM predictions WHERE model = $1 AND prediction_id LIKE $2 || '-%'
+FROM prediction_status WHERE model = $1 AND prediction_id LIKE $2 || '-%'
 """
 
 RUN_OUTCOMES = "SELECT count(*) FROM outcomes WHERE prediction_id LIKE $1 || '-%'"

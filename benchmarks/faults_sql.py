@@ -12,7 +12,7 @@ from workers.db.pool import Conn
 
 PROGRESS = """
 SELECT (SELECT count(*) FROM predictions) AS predictions,
-       (SELECT count(*) FROM predictions WHERE matured_at IS NULL) AS pending,
+       (SELECT count(*) FROM pending_predictions) AS pending,
        (SELECT count(*) FROM outcomes) AS outcomes,
        (SELECT count(*) FROM labeled_examples) AS labeled,
        (SELECT count(*) FROM dead_letters) AS dead_letters
@@ -20,7 +20,7 @@ SELECT (SELECT count(*) FROM predictions) AS predictions,
 
 STORED = "SELECT (SELECT count(*) FROM predictions) + (SELECT count(*) FROM outcomes)"
 
-PREDICTIONS = "SELECT prediction_id, event_id, resolution FROM predictions"
+PREDICTIONS = "SELECT prediction_id, event_id, resolution FROM prediction_status"
 
 OUTCOMES = "SELECT event_id, prediction_id, rejected_reason FROM outcomes"
 

@@ -56,9 +56,9 @@ def fill_sql(rows: int, features: int) -> str:
     feats = ", ".join(f"'f{i}', round((random() * 10)::numeric, 3)" for i in range(features))
     return f"""
 INSERT INTO predictions (prediction_id, event_id, model, model_version, features, prediction,
-                         predicted_at, horizon_ends_at, resolution, matured_at)
+                         predicted_at, horizon_ends_at)
 SELECT 'p' || g, gen_random_uuid(), '{MODEL}', 'v0', jsonb_build_object({feats}), 0.0,
-       now() - interval '1 second' * ({rows} - g), now(), 'outcome', now()
+       now() - interval '1 second' * ({rows} - g), now()
 FROM generate_series(1, {rows}) AS g;
 INSERT INTO labeled_examples (prediction_id, model, model_version, features, prediction,
                               label, label_source, predicted_at, labeled_at, matured_at)

@@ -28,15 +28,22 @@ STORED = 150_000
 # A small batch, and one the size the worker drains a backlog with: with 2,000 ids the
 # planner once judged a whole-table scan cheaper than 2,000 lookups for maturation's update.
 BATCHES = (200, 2_000)
-BIG_TABLES = ("predictions", "outcomes", "labeled_examples", "feedback")
+BIG_TABLES = (
+    "predictions",
+    "outcomes",
+    "labeled_examples",
+    "feedback",
+    "pending_predictions",
+    "dropped_predictions",
+)
 SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 
 FILL = """
 INSERT INTO predictions (prediction_id, event_id, model, model_version, entity_id, features,
-                         prediction, predicted_at, horizon_ends_at, resolution, matured_at)
+                         prediction, predicted_at, horizon_ends_at)
 SELECT 'p' || i, gen_random_uuid(), 'ctr', 'v1', CASE WHEN i % 2 = 0 THEN 'e' || i END,
        '{"x": 1}', 0.5, $1::timestamptz - make_interval(secs => i),
-       $1::timestamptz + interval '1 day', 'outcome', $1::timestamptz
+       $1::timestamptz + interval '1 day'
 FROM generate_series(1, $2::int) i;
 INSERT INTO outcomes (event_id, prediction_id, model, outcome_kind, value, observed_at,
                       attributed_to)
@@ -49,6 +56,12 @@ FROM generate_series(1, $2::int) i;
 INSERT INTO feedback (event_id, prediction_id, label, source, given_at)
 SELECT gen_random_uuid(), 'p' || i, 1, 'review', $1::timestamptz
 FROM generate_series(1, $2::int, 3) i;
+INSERT INTO pending_predictions (prediction_id, model, predicted_at, horizon_ends_at)
+SELECT 'q' || i, 'ctr', $1::timestamptz, $1::timestamptz + interval '1 day'
+FROM generate_series(1, $2::int) i;
+INSERT INTO dropped_predictions (prediction_id, model, predicted_at, dropped_at)
+SELECT 'd' || i, 'ctr', $1::timestamptz - interval '2 days', $1::timestamptz
+FROM generate_series(1, $2::int) i;
 """
 
 
@@ -100,6 +113,7 @@ async def _plans(conn: asyncpg.Connection, now: datetime, batch: int) -> dict[st
             ],
         ),
         "existing_prediction_events": (sql.EXISTING_PREDICTION_EVENTS, [prediction_ids]),
+        "expired_pending": (sql.EXPIRED_PENDING, [names, now, batch]),
     }
     found = {}
     for name, (statement, args) in statements.items():
@@ -124,17 +138,23 @@ async def test_hot_statements_use_indexes_on_young_and_analyzed_tables(pool: asy
             "AND last_analyze IS NULL AND last_autoanalyze IS NULL"
         )
         before = {k: v for b in BATCHES for k, v in (await _plans(conn, now, b)).items()}
-        await conn.execute("ANALYZE predictions, outcomes, labeled_examples, feedback")
+        await conn.execute(f"ANALYZE {', '.join(BIG_TABLES)}")
         after = {k: v for b in BATCHES for k, v in (await _plans(conn, now, b)).items()}
     assert young == 1, "the first check must run on never-analyzed tables"
     assert {k: v for k, v in before.items() if v} == {}, "scans on young tables"
     assert {k: v for k, v in after.items() if v} == {}, "scans after ANALYZE"
 
 
-WINDOW_INDEX = {
-    "label_delays": "labeled_examples_model_matured_at",
-    "completeness": "predictions_model_time",
+WINDOW_INDEXES = {
+    "label_delays": ("labeled_examples_model_matured_at",),
+    # one count per state, each from its own table
+    "completeness": (
+        "predictions_model_time",
+        "labeled_examples_model_predicted",
+        "dropped_predictions_model",
+    ),
 }
+MODEL_BOUND = re.compile(r"model = (ANY|m\.model)")
 
 
 async def _window_plans(conn: asyncpg.Connection, now: datetime) -> dict[str, str]:
@@ -167,11 +187,12 @@ async def test_window_queries_reach_their_window_by_model_and_time(pool: asyncpg
         await _fill(conn, now - timedelta(days=1))
         for analyzed in (False, True):
             if analyzed:
-                await conn.execute("ANALYZE predictions, labeled_examples")
+                await conn.execute(f"ANALYZE {', '.join(BIG_TABLES)}")
             for name, plan in (await _window_plans(conn, now)).items():
                 scanned = {t for t in SEQ_SCAN.findall(plan) if t in BIG_TABLES}
                 assert not scanned, (name, analyzed, plan)
-                index = WINDOW_INDEX[name.split(" (")[0].split()[1]]
-                assert re.search(rf"(using|Bitmap Index Scan on) {index}\b", plan), (name, plan)
+                for index in WINDOW_INDEXES[name.split(" (")[0].split()[1]]:
+                    used = rf"(using|Bitmap Index Scan on) {index}\b"
+                    assert re.search(used, plan), (name, index, plan)
                 conditions = [line for line in plan.splitlines() if "Index Cond" in line]
-                assert all("model = ANY" in line for line in conditions), (name, analyzed, plan)
+                assert all(MODEL_BOUND.search(line) for line in conditions), (name, analyzed, plan)

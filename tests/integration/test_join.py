@@ -177,7 +177,7 @@ async def test_horizon_passing_matures_per_model_policy(harness: Harness) -> Non
     assert neg is not None and (neg["label"], neg["label_source"]) == (0.0, "no_outcome")
     assert await harness.example("c1") is None
     assert (
-        await harness.scalar("SELECT resolution FROM predictions WHERE prediction_id = 'c1'")
+        await harness.scalar("SELECT resolution FROM prediction_status WHERE prediction_id = 'c1'")
         == "dropped"
     )
     assert (await harness.service.sweep()).labeled == 0  # nothing left: idempotent
@@ -238,9 +238,63 @@ async def test_late_prediction_takes_over_an_entity_outcome(harness: Harness) ->
     assert new is not None and new["label"] == 1.0
     assert await harness.example("old") is None  # pending again until its own horizon
     assert (
-        await harness.scalar("SELECT matured_at FROM predictions WHERE prediction_id = 'old'")
+        await harness.scalar("SELECT matured_at FROM prediction_status WHERE prediction_id = 'old'")
         is None
     )
+
+
+REFUSE_CHANGES = """
+CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '% on predictions: they are insert-only', TG_OP; END $$;
+CREATE TRIGGER insert_only BEFORE UPDATE OR DELETE ON predictions
+FOR EACH STATEMENT EXECUTE FUNCTION refuse_change();
+"""
+
+# Where each prediction's state is kept: every prediction is in exactly one place.
+STATES = """
+SELECT p.prediction_id,
+       (SELECT count(*) FROM pending_predictions q WHERE q.prediction_id = p.prediction_id)
+       + (SELECT count(*) FROM labeled_examples l WHERE l.prediction_id = p.prediction_id)
+       + (SELECT count(*) FROM dropped_predictions d WHERE d.prediction_id = p.prediction_id)
+       AS places,
+       s.resolution
+FROM predictions p JOIN prediction_status s USING (prediction_id)
+ORDER BY 1
+"""
+
+
+async def test_predictions_are_never_updated_and_each_is_in_one_state(harness: Harness) -> None:
+    """Every move a prediction can make (labeled, relabeled, pending again, dropped,
+    labeled after being dropped) leaves its row as inserted; its state is in exactly one
+    of pending_predictions, labeled_examples or dropped_predictions."""
+    async with harness.pool.acquire() as c:
+        await c.execute(REFUSE_CHANGES)
+    await harness.send(pred("a"), outcome("a"))  # labeled by its outcome
+    await harness.send(feedback("a", 0.07))  # relabeled by feedback
+    await harness.send(pred("old", model="purchase", entity="u", at=T0))
+    await harness.send(outcome(entity="u", value=1.0, at=T0 + timedelta(seconds=30)))
+    assert await harness.example("old") is not None
+    # a later prediction for the entity takes the outcome: "old" is pending again
+    await harness.send(pred("new", model="purchase", entity="u", at=T0 + timedelta(seconds=10)))
+    await harness.send(pred("c1"))
+    harness.clock.now = T0 + timedelta(hours=1, seconds=1)
+    await harness.send(pred("z", at=T0 + timedelta(hours=1)))  # its horizon is an hour away
+    swept = await harness.service.sweep()
+    assert (swept.labeled, swept.dropped) == (1, 1)  # "old" a negative, "c1" dropped
+    await harness.send(feedback("c1", 0.02))  # a label for the dropped prediction after all
+    async with harness.pool.acquire() as c:
+        rows = await c.fetch(STATES)
+    assert {r["prediction_id"]: r["places"] for r in rows} == dict.fromkeys(
+        ("a", "c1", "new", "old", "z"), 1
+    )
+    assert {r["prediction_id"]: r["resolution"] for r in rows} == {
+        "a": "feedback",
+        "c1": "feedback",
+        "new": "outcome",
+        "old": "no_outcome",
+        "z": None,
+    }
+    assert await harness.scalar("SELECT count(*) FROM dropped_predictions") == 0
 
 
 async def test_outcome_long_before_its_prediction_is_dead_lettered(harness: Harness) -> None:

@@ -81,19 +81,25 @@ GROUP BY model
 """
 
 COMPLETENESS = """
-SELECT model,
-       count(*) AS total,
-       count(*) FILTER (WHERE resolution IN ('outcome', 'feedback')) AS with_outcome,
-       count(*) FILTER (WHERE resolution IN ('no_outcome', 'dropped')) AS no_outcome,
-       count(*) FILTER (WHERE matured_at IS NULL) AS pending
-FROM predictions
-WHERE model = ANY($2::text[]) AND predicted_at >= $1
-GROUP BY model
+SELECT m.model, c.total, l.with_outcome, l.no_outcome + d.dropped AS no_outcome,
+       -- every prediction is in exactly one of these states
+       c.total - l.with_outcome - l.no_outcome - d.dropped AS pending
+FROM unnest($2::text[]) AS m(model)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total FROM predictions p
+    WHERE p.model = m.model AND p.predicted_at >= $1) c
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE label_source IN ('outcome', 'feedback')) AS with_outcome,
+           count(*) FILTER (WHERE label_source = 'no_outcome') AS no_outcome
+    FROM labeled_examples le WHERE le.model = m.model AND le.predicted_at >= $1) l
+CROSS JOIN LATERAL (
+    SELECT count(*) AS dropped FROM dropped_predictions dp
+    WHERE dp.model = m.model AND dp.predicted_at >= $1) d
 """
 
 PENDING = """
 SELECT model, count(*) AS n, min(predicted_at) AS oldest
-FROM predictions WHERE matured_at IS NULL
+FROM pending_predictions
 GROUP BY model
 """
 

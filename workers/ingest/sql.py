@@ -144,12 +144,16 @@ RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.v
 # the earliest attributed outcome within the horizon, the latest feedback, and the
 # model's precedence and no-outcome policy. Inserting, relabelling and un-maturing
 # are all the same recomputation, so replaying any event changes nothing.
+# Predictions are never updated (migration 013): the result goes to labeled_examples,
+# pending_predictions or dropped_predictions, and this statement is their only writer.
+# Each write reaches its table by primary key, from arrays of the batch's ids ("key =
+# ANY(ARRAY(...))"), so no plan can join a whole table against the batch.
 MATURE = """
 WITH cfg AS (
     SELECT * FROM unnest($1::text[], $2::bool[], $3::bool[], $4::float8[])
         AS c(model, feedback_wins, no_outcome_negative, no_outcome_label)
 ), cand AS (
-    SELECT p.ctid AS row_id, p.prediction_id, p.model, p.model_version, p.entity_id,
+    SELECT p.prediction_id, p.model, p.model_version, p.entity_id,
            p.features, p.prediction, p.predicted_class, p.predicted_at, p.horizon_ends_at,
            c.feedback_wins, c.no_outcome_negative, c.no_outcome_label,
            oc.value AS oc_value, oc.observed_at AS oc_at, oc.event_id AS oc_id,
@@ -199,34 +203,42 @@ WITH cfg AS (
               IS DISTINCT FROM (EXCLUDED.label, EXCLUDED.label_source, EXCLUDED.label_event_id)
     RETURNING (xmax = 0) AS inserted
 ), unlabeled AS (
-    DELETE FROM labeled_examples le
-    USING resolved r
-    WHERE le.prediction_id = r.prediction_id AND (r.resolution IS NULL OR r.resolution = 'dropped')
-    RETURNING le.prediction_id
-), marked AS (
-    UPDATE predictions p
-    SET resolution = r.resolution,
-        matured_at = CASE WHEN r.resolution IS NULL THEN NULL ELSE coalesce(p.matured_at, $6) END
-    FROM resolved r
-    -- The rows cand read, fetched by their ctids in one TID scan. Joined to the CTE by key
-    -- (or ctid) alone, the planner hashed the whole table for batches of 2,000 ids (80 ms
-    -- at 150k rows); with "key = ANY" of the batch's ids added, it searched that array
-    -- once per row instead. Only this statement updates predictions, under the maturation
-    -- lock, so the ctids cand read are the rows' current versions.
-    WHERE p.ctid = ANY(ARRAY(SELECT row_id FROM resolved)) AND p.ctid = r.row_id
-      AND p.resolution IS DISTINCT FROM r.resolution
-    RETURNING r.resolution
+    DELETE FROM labeled_examples
+    WHERE prediction_id = ANY(ARRAY(
+        SELECT prediction_id FROM resolved
+        WHERE resolution IS NULL OR resolution = 'dropped'))
+    RETURNING prediction_id
+), pended AS (
+    -- New predictions, and matured ones whose label went away within their horizon.
+    INSERT INTO pending_predictions (prediction_id, model, predicted_at, horizon_ends_at)
+    SELECT prediction_id, model, predicted_at, horizon_ends_at FROM resolved
+    WHERE resolution IS NULL
+    ON CONFLICT (prediction_id) DO NOTHING
+), unpended AS (
+    DELETE FROM pending_predictions
+    WHERE prediction_id = ANY(ARRAY(
+        SELECT prediction_id FROM resolved WHERE resolution IS NOT NULL))
+), dropped AS (
+    INSERT INTO dropped_predictions (prediction_id, model, predicted_at, dropped_at)
+    SELECT prediction_id, model, predicted_at, $6 FROM resolved WHERE resolution = 'dropped'
+    ON CONFLICT (prediction_id) DO NOTHING
+    RETURNING prediction_id
+), undropped AS (
+    -- A dropped prediction that got a label after all (a late outcome or feedback).
+    DELETE FROM dropped_predictions
+    WHERE prediction_id = ANY(ARRAY(
+        SELECT prediction_id FROM resolved WHERE resolution IS DISTINCT FROM 'dropped'))
 )
 SELECT
     (SELECT count(*) FROM upserted WHERE inserted) AS labeled,
     (SELECT count(*) FROM upserted WHERE NOT inserted) AS relabeled,
     (SELECT count(*) FROM unlabeled) AS unlabeled,
-    (SELECT count(*) FROM marked WHERE resolution = 'dropped') AS dropped
+    (SELECT count(*) FROM dropped) AS dropped
 """
 
 EXPIRED_PENDING = """
-SELECT prediction_id FROM predictions
-WHERE matured_at IS NULL AND horizon_ends_at <= $2 AND model = ANY($1::text[])
+SELECT prediction_id FROM pending_predictions
+WHERE horizon_ends_at <= $2 AND model = ANY($1::text[])
 ORDER BY horizon_ends_at
 LIMIT $3
 """
@@ -265,11 +277,11 @@ MAX_PUBLISH_ATTEMPTS = 5
 COUNTS = """
 SELECT
     (SELECT count(*) FROM predictions) AS predictions,
-    (SELECT count(*) FROM predictions WHERE matured_at IS NULL) AS pending,
+    (SELECT count(*) FROM pending_predictions) AS pending,
     (SELECT count(*) FROM outcomes) AS outcomes,
     (SELECT count(*) FROM feedback) AS feedback,
     (SELECT count(*) FROM labeled_examples) AS labeled,
-    (SELECT count(*) FROM predictions WHERE resolution = 'dropped') AS dropped,
+    (SELECT count(*) FROM dropped_predictions) AS dropped,
     (SELECT count(*) FROM dead_letters) AS dead_letters
 """
 
@@ -277,7 +289,7 @@ SELECT
 RUN_COUNTS = """
 SELECT
     count(*) AS predictions,
-    count(*) FILTER (WHERE matured_at IS NULL) AS pending,
+    count(*) FILTER (WHERE resolution IS NULL) AS pending,
     count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled,
     count(*) FILTER (WHERE resolution = 'outcome') AS by_outcome,
     count(*) FILTER (WHERE resolution = 'feedback') AS by_feedback,
@@ -287,7 +299,7 @@ SELECT
       WHERE coalesce(prediction_id, entity_id) LIKE $1 || '%') AS outcomes,
     (SELECT count(*) FROM feedback WHERE prediction_id LIKE $1 || '%') AS feedback,
     (SELECT count(*) FROM dead_letters WHERE dead_lettered_at >= $2) AS dead_letters
-FROM predictions WHERE prediction_id LIKE $1 || '%'
+FROM prediction_status WHERE prediction_id LIKE $1 || '%'
 """
 
 DEAD_LETTERS_SINCE = """

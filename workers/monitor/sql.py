@@ -114,17 +114,32 @@ FROM labeled_examples
 WHERE model = ANY($2::text[]) AND matured_at >= $1 AND label_source IN ('outcome', 'feedback')
 """
 
+# Per model, then summed: each count reads its own table by (model, predicted_at).
 COMPLETENESS = """
-SELECT count(*) AS total,
-       count(*) FILTER (WHERE resolution IN ('outcome', 'feedback')) AS with_outcome,
-       count(*) FILTER (WHERE resolution IN ('no_outcome', 'dropped')) AS no_outcome,
-       count(*) FILTER (WHERE matured_at IS NULL) AS pending
-FROM predictions
-WHERE model = ANY($2::text[]) AND predicted_at >= $1
+SELECT coalesce(sum(total), 0)::bigint AS total,
+       coalesce(sum(with_outcome), 0)::bigint AS with_outcome,
+       coalesce(sum(no_outcome), 0)::bigint AS no_outcome,
+       coalesce(sum(pending), 0)::bigint AS pending
+FROM (
+SELECT m.model, c.total, l.with_outcome, l.no_outcome + d.dropped AS no_outcome,
+       -- every prediction is in exactly one of these states
+       c.total - l.with_outcome - l.no_outcome - d.dropped AS pending
+FROM unnest($2::text[]) AS m(model)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total FROM predictions p
+    WHERE p.model = m.model AND p.predicted_at >= $1) c
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE label_source IN ('outcome', 'feedback')) AS with_outcome,
+           count(*) FILTER (WHERE label_source = 'no_outcome') AS no_outcome
+    FROM labeled_examples le WHERE le.model = m.model AND le.predicted_at >= $1) l
+CROSS JOIN LATERAL (
+    SELECT count(*) AS dropped FROM dropped_predictions dp
+    WHERE dp.model = m.model AND dp.predicted_at >= $1) d
+) per_model
 """
 
 PENDING = """
-SELECT count(*) AS n, min(predicted_at) AS oldest FROM predictions WHERE matured_at IS NULL
+SELECT count(*) AS n, min(predicted_at) AS oldest FROM pending_predictions
 """
 
 LATEST_QUALITY = """
@@ -177,9 +192,9 @@ FROM model_controls ORDER BY model
 """
 
 PENDING_BY_MODEL = """
-SELECT model, count(*) FILTER (WHERE matured_at IS NULL) AS pending, count(*) AS predictions,
+SELECT model, count(*) FILTER (WHERE resolution IS NULL) AS pending, count(*) AS predictions,
        count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled
-FROM predictions GROUP BY model
+FROM prediction_status GROUP BY model
 """
 
 
