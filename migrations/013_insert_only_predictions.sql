@@ -6,7 +6,8 @@
 --   pending      a row in pending_predictions (and nowhere else)
 --   labeled      a row in labeled_examples (label_source: outcome, feedback, no_outcome)
 --   dropped      a row in dropped_predictions (horizon passed, no label, policy "drop")
--- Maturation (one statement, under the maturation lock) is the only writer of all three.
+-- A new prediction is added to pending_predictions as it is stored; from then on
+-- maturation (one statement, under the maturation lock) is the only writer of all three.
 
 CREATE TABLE pending_predictions (
     prediction_id   text PRIMARY KEY,

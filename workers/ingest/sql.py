@@ -30,14 +30,21 @@ CREATE TEMP TABLE IF NOT EXISTS stage_predictions (
 ) ON COMMIT DELETE ROWS
 """
 
+# A new prediction starts pending; maturation (below) moves it on.
 INSERT_PREDICTIONS = """
-INSERT INTO predictions (prediction_id, event_id, model, model_version, entity_id, features,
-                         prediction, predicted_class, predicted_at, horizon_ends_at)
-SELECT prediction_id, event_id, model, model_version, entity_id, features::jsonb,
-       prediction, predicted_class, predicted_at, horizon_ends_at
-FROM stage_predictions
-ON CONFLICT DO NOTHING
-RETURNING prediction_id
+WITH new AS (
+    INSERT INTO predictions (prediction_id, event_id, model, model_version, entity_id, features,
+                             prediction, predicted_class, predicted_at, horizon_ends_at)
+    SELECT prediction_id, event_id, model, model_version, entity_id, features::jsonb,
+           prediction, predicted_class, predicted_at, horizon_ends_at
+    FROM stage_predictions
+    ON CONFLICT DO NOTHING
+    RETURNING prediction_id, model, predicted_at, horizon_ends_at
+), pending AS (
+    INSERT INTO pending_predictions (prediction_id, model, predicted_at, horizon_ends_at)
+    SELECT * FROM new
+)
+SELECT prediction_id FROM new
 """
 
 STAGE_OUTCOMES = """
@@ -145,7 +152,8 @@ RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.v
 # model's precedence and no-outcome policy. Inserting, relabelling and un-maturing
 # are all the same recomputation, so replaying any event changes nothing.
 # Predictions are never updated (migration 013): the result goes to labeled_examples,
-# pending_predictions or dropped_predictions, and this statement is their only writer.
+# pending_predictions or dropped_predictions, which only this statement changes (besides
+# the new predictions INSERT_PREDICTIONS adds to pending_predictions).
 # Each write reaches its table by primary key, from arrays of the batch's ids ("key =
 # ANY(ARRAY(...))"), so no plan can join a whole table against the batch.
 MATURE = """
@@ -209,10 +217,12 @@ WITH cfg AS (
         WHERE resolution IS NULL OR resolution = 'dropped'))
     RETURNING prediction_id
 ), pended AS (
-    -- New predictions, and matured ones whose label went away within their horizon.
+    -- Labeled ones whose label went away within their horizon (an entity's outcome that
+    -- a later prediction took over): pending again. New ones are pending already.
     INSERT INTO pending_predictions (prediction_id, model, predicted_at, horizon_ends_at)
-    SELECT prediction_id, model, predicted_at, horizon_ends_at FROM resolved
-    WHERE resolution IS NULL
+    SELECT r.prediction_id, r.model, r.predicted_at, r.horizon_ends_at
+    FROM resolved r JOIN unlabeled u ON u.prediction_id = r.prediction_id
+    WHERE r.resolution IS NULL
     ON CONFLICT (prediction_id) DO NOTHING
 ), unpended AS (
     DELETE FROM pending_predictions
