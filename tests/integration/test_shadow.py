@@ -3,7 +3,9 @@ side, and a restart that resumes them from their checkpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -15,6 +17,7 @@ from tests.conftest import SettingsFactory
 from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import IngestService
+from workers.monitor import sql as monitor_sql
 from workers.monitor.service import MonitorService
 from workers.monitor.status import summary
 from workers.settings import ModelConfig, MonitorConfig, MonitoringConfig, Settings, ShadowConfig
@@ -28,8 +31,15 @@ def settings(make_settings: SettingsFactory) -> Settings:
     cfg = ModelConfig(
         horizon_seconds=3600,
         monitor=MonitorConfig(count_windows=(100,), time_windows_seconds=(), error_detector="none"),
+        # No rate budget: these tests count every example learned, and 2,400 of them
+        # arrive faster than 1,000 a second (the default) when the machine is quick.
         shadow=ShadowConfig(
-            challengers=("linear",), window=300, min_examples=300, margin=0.1, checkpoint_every=200
+            challengers=("linear",),
+            window=300,
+            min_examples=300,
+            margin=0.1,
+            checkpoint_every=200,
+            max_learn_per_second=1e9,
         ),
     )
     return make_settings(
@@ -88,6 +98,39 @@ async def test_a_better_challenger_raises_challenger_ahead_and_is_recorded(
     by_side = {r["model_version"]: r for r in sides}
     assert set(by_side) == {"challenger:linear", "champion-vs:linear"}
     assert by_side["challenger:linear"]["n"] == by_side["champion-vs:linear"]["n"] == 2400
+
+
+async def test_under_load_the_monitor_reads_features_only_for_what_challengers_learn(
+    settings: Settings, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While ingestion is behind, challengers learn within a sliver of a core: the
+    monitor reads the features of about that many examples, not of every one."""
+    read: list[int] = []
+    features_by_seq = monitor_sql.features_by_seq
+
+    async def counted(conn: Any, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
+        read.extend(seqs)
+        return await features_by_seq(conn, seqs)
+
+    monkeypatch.setattr(monitor_sql, "features_by_seq", counted)
+    monitor = MonitorService(settings, pool, CollectingPublisher())
+    await monitor.tick_quality()
+    shadow = monitor.shadows["ctr"]
+    shadow.busy = True  # as the lag probe sets it: learn within busy_cpu_share (0.02)
+    shadow.cpu_clock = lambda: shadow.challengers["linear"].learned / 100  # 10 ms each
+    await send(settings, pool, 0, 2000, drift_at=10_000)
+    await monitor.tick_quality()
+    learned = shadow.challengers["linear"].learned
+    # 0.04 s of burst at 10 ms an example: about 4 learned. What one costs was not known
+    # yet, so every example's features were read, once.
+    assert 1 <= learned <= 10 and len(read) == 2000, (learned, len(read))
+    # Now it is known: the next 2,000 examples cost about what is learned from them.
+    read.clear()
+    await send(settings, pool, 2000, 2000, drift_at=10_000)
+    await monitor.tick_quality()
+    more = shadow.challengers["linear"].learned - learned
+    assert more <= len(read) <= 2 * more + 2, (more, len(read))
+    assert learned + more + shadow.skipped == 4000
 
 
 async def test_a_restart_resumes_challengers_from_their_checkpoint(

@@ -160,6 +160,31 @@ def test_while_ingestion_is_behind_challengers_learn_within_the_busy_share() -> 
     assert 20 * 9 <= learned_over(10_000, 10) <= 40 + 20 * 10 + 2
 
 
+def test_the_allowance_is_what_the_budget_would_take_now() -> None:
+    """The monitor reads features only for this many examples: never fewer than the
+    budget takes, and not many more."""
+    now = [0.0]
+    tracker = ShadowTracker(
+        "ctr", cfg("linear", max_learn_per_second=100, max_cpu_share=0.25), clock=lambda: now[0]
+    )
+    tracker.cpu_clock = lambda: tracker.challengers["linear"].learned / 64  # 1/64 s each
+    # what learning costs is not known yet: the rate's burst, twice
+    assert tracker.allowance() == 2 * 200
+    tracker.observe(1, "p1", {"x": 1.0}, 0.5, 0.5)
+    allowed = tracker.allowance()  # 0.5 s of CPU burst less one example: 31 more, twice
+    assert allowed in (62, 64)
+    for i in range(allowed):
+        tracker.observe(i + 2, f"p{i + 2}", {"x": 1.0}, 0.5, 0.5)
+    # observe() kept to the budget: 32 learned in all, the rest skipped
+    learned = tracker.challengers["linear"].learned
+    assert learned in (32, 33) and tracker.skipped == 1 + allowed - learned
+    assert tracker.allowance() == 0
+    tracker.skip()  # an example whose features were not read
+    assert tracker.skipped == 2 + allowed - learned
+    now[0] = 1.0
+    assert tracker.allowance() in (32, 34)  # a second of 0.25 core at 1/64 s each, twice
+
+
 def test_a_busy_share_of_zero_pauses_the_challengers_and_counts_what_they_skip() -> None:
     tracker = ShadowTracker("ctr", cfg("linear", busy_cpu_share=0.0))
     tracker.busy = True

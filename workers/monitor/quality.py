@@ -43,6 +43,8 @@ class Example:
     label: float
     matured_at: dt.datetime
     features: dict[str, Any] = field(default_factory=dict)
+    # False when its features were not read (the challengers had no budget for it).
+    learnable: bool = True
 
 
 class QualityTracker:

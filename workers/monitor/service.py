@@ -7,6 +7,7 @@ on which worker matured them, and rebuilds its windows from PostgreSQL after a r
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from schemas import ChallengerAhead, DriftDetected, LagMeasured, Message, Qualit
 from schemas.base import utc_now
 from workers import metrics
 from workers.control.signing import signing_key
+from workers.db.pool import Conn
 from workers.ingest.consumer import ingest_group
 from workers.monitor import sql
 from workers.monitor.drift import DriftEvaluator
@@ -118,7 +120,25 @@ class MonitorService:
     # -- quality ---------------------------------------------------------------------
 
     def _with_features(self) -> bool:
-        return bool(self.shadows) or any(m.monitor.segments for m in self.models.values())
+        return bool(self.shadows) or self._segmented()
+
+    def _segmented(self) -> bool:
+        return any(m.monitor.segments for m in self.models.values())
+
+    async def _challenger_features(
+        self, conn: Conn, rows: list[Any]
+    ) -> dict[int, dict[str, Any]] | None:
+        """The features of the rows the challengers can learn from now (what their budget
+        allows); None when the rows carry their features already (segments need them)."""
+        if not self.shadows or not rows or rows[0]["features"] is not None:
+            return None
+        wanted: list[int] = []
+        for model, shadow in self.shadows.items():
+            n = shadow.allowance()
+            if n:
+                mine = (r for r in rows if r["model"] == model and shadow.wants(r["prediction_id"]))
+                wanted += [r["matured_seq"] for r in itertools.islice(mine, n)]
+        return await sql.features_by_seq(conn, wanted) if wanted else {}
 
     def _state(self, model: str, version: str) -> _Version:
         key = (model, version)
@@ -247,7 +267,9 @@ class MonitorService:
             self._tracker(cfg, state, segment).update(ex.prediction, ex.label, ex.matured_at)
             state.dirty.add(segment)
         shadow = self.shadows.get(ex.model)
-        if shadow is not None:
+        if shadow is not None and not ex.learnable:
+            shadow.skip()
+        elif shadow is not None:
             try:
                 shadow.observe(ex.seq, ex.prediction_id, ex.features, ex.prediction, ex.label)
             except Exception:
@@ -271,13 +293,19 @@ class MonitorService:
             )
         ]
 
-    def _feed_rows(self, rows: list[Any], *, alerting: bool) -> list[DriftDetected]:
+    def _feed_rows(
+        self,
+        rows: list[Any],
+        *,
+        alerting: bool,
+        features: dict[int, dict[str, Any]] | None = None,
+    ) -> list[DriftDetected]:
         found: list[DriftDetected] = []
         for row in rows:
             # In a warm start a version's reference rows older than its windows set its
             # reference only (in_window false).
             windows = True if alerting else bool(row["in_window"])
-            found += self._feed(_example(row), alerting=alerting, windows=windows)
+            found += self._feed(_example(row, features), alerting=alerting, windows=windows)
         return found
 
     async def tick_quality(self) -> int:
@@ -295,10 +323,13 @@ class MonitorService:
         began = time.monotonic()
         while True:
             async with self.pool.acquire() as conn:
-                rows = await sql.tail_examples(conn, self._seq, batch, self._with_features())
+                rows = await sql.tail_examples(conn, self._seq, batch, self._segmented())
+                features = await self._challenger_features(conn, rows)
             # Trackers and challengers are CPU work: a thread keeps the event loop free
             # (this tick is the only writer of the monitor's state; readers only look up).
-            error_alerts += await asyncio.to_thread(self._feed_rows, rows, alerting=True)
+            error_alerts += await asyncio.to_thread(
+                self._feed_rows, rows, alerting=True, features=features
+            )
             if rows:
                 self._seq = rows[-1]["matured_seq"]
             fed += len(rows)
@@ -576,7 +607,14 @@ class MonitorService:
         return report
 
 
-def _example(row: asyncpg.Record) -> Example:
+def _example(row: asyncpg.Record, features: dict[int, dict[str, Any]] | None = None) -> Example:
+    """``features``: read apart for some rows (see _challenger_features); the others are
+    not learnable."""
+    feats = row["features"]
+    learnable = True
+    if feats is None and features is not None:
+        feats = features.get(row["matured_seq"])
+        learnable = feats is not None
     return Example(
         seq=row["matured_seq"],
         prediction_id=row["prediction_id"],
@@ -585,7 +623,8 @@ def _example(row: asyncpg.Record) -> Example:
         prediction=row["prediction"],
         label=row["label"],
         matured_at=row["matured_at"],
-        features=row["features"] or {},
+        features=feats or {},
+        learnable=learnable,
     )
 
 

@@ -22,6 +22,13 @@ ORDER BY matured_seq
 LIMIT $2
 """
 
+# The features of the few examples the challengers will learn from (by the unique index
+# on matured_seq): under load they take a few dozen of every thousand, and reading every
+# example's features cost PostgreSQL and the monitor more than the challengers did.
+FEATURES_BY_SEQ = """
+SELECT matured_seq, features FROM labeled_examples WHERE matured_seq = ANY($1::bigint[])
+"""
+
 # The history a fresh monitor needs to fill its windows: per version, its first `$6`
 # examples (its reference), the last `$2`, and every example that matured after `$3`.
 WARM_START = """
@@ -234,6 +241,11 @@ async def tail_examples(
     conn: Conn, after_seq: int, limit: int, with_features: bool
 ) -> list[asyncpg.Record]:
     return await conn.fetch(TAIL_EXAMPLES, after_seq, limit, with_features)
+
+
+async def features_by_seq(conn: Conn, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
+    rows = await conn.fetch(FEATURES_BY_SEQ, list(seqs))
+    return {r["matured_seq"]: r["features"] for r in rows}
 
 
 async def warm_start(

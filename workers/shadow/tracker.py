@@ -8,6 +8,7 @@ challengers' scores are honest, and both sides are scored on exactly the same ex
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ class ShadowTracker:
     _tokens: float = -1.0  # learning budget (token bucket); full at the first example
     _refilled_at: float = 0.0
     _cpu_tokens: float = -1.0  # CPU seconds challengers may still spend learning
+    _cost: float = 0.0  # CPU seconds one example took to learn (smoothed); 0 until known
     # Ingestion is behind (set by the monitor from the consumer lag): the CPU budget
     # shrinks to busy_cpu_share, so a backlog drains at the speed of ingestion alone.
     busy: bool = False
@@ -122,7 +124,7 @@ class ShadowTracker:
         champion_prediction: float,
         label: float,
     ) -> None:
-        if not sampled(prediction_id, self.cfg.shadow.sample_share) or not self._budget():
+        if not self.wants(prediction_id) or not self._budget():
             self.skipped += 1
             return
         task = self.cfg.task
@@ -136,12 +138,33 @@ class ShadowTracker:
             challengers.learn(ch.model, x, label, task)
             ch.learned += 1
             ch.seq = seq
-        self._cpu_tokens -= self.cpu_clock() - cpu
+        spent = self.cpu_clock() - cpu
+        self._cpu_tokens -= spent
+        self._cost = spent if self._cost == 0 else 0.9 * self._cost + 0.1 * spent
 
-    def _budget(self) -> bool:
-        """Take one example from the learning budget: max_learn_per_second examples and
-        max_cpu_share CPU seconds a second (busy_cpu_share while ingestion is behind), each
-        with two seconds' worth of burst."""
+    def skip(self) -> None:
+        """An example the challengers will not see (its features were not read)."""
+        self.skipped += 1
+
+    def wants(self, prediction_id: str) -> bool:
+        return sampled(prediction_id, self.cfg.shadow.sample_share)
+
+    def allowance(self) -> int:
+        """How many examples to read features for: twice what the budget would take now
+        (it refills while they are learned, and reading a few unused features costs less
+        than skipping examples there was room for). observe() still takes each one from
+        the budget; under load this is a few dozen of thousands, the rest are skipped."""
+        self._refill()
+        if self._tokens < 1 or self._cpu_tokens <= 0:
+            return 0
+        n = int(self._tokens)
+        if self._cost > 0:  # until what one example costs is known, the rate alone
+            n = min(n, math.ceil(self._cpu_tokens / self._cost))
+        return 2 * n
+
+    def _refill(self) -> None:
+        """max_learn_per_second examples and max_cpu_share CPU seconds a second
+        (busy_cpu_share while ingestion is behind), each with two seconds' worth of burst."""
         shadow = self.cfg.shadow
         rate = shadow.max_learn_per_second
         share = shadow.busy_cpu_share if self.busy else shadow.max_cpu_share
@@ -153,6 +176,10 @@ class ShadowTracker:
             self._tokens = min(2 * rate, self._tokens + rate * elapsed)
             self._cpu_tokens = min(2 * share, self._cpu_tokens + share * elapsed)
         self._refilled_at = now
+
+    def _budget(self) -> bool:
+        """Take one example from the learning budget."""
+        self._refill()
         if self._tokens < 1 or self._cpu_tokens <= 0:
             return False
         self._tokens -= 1
