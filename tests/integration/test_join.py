@@ -154,6 +154,11 @@ async def test_duplicates_and_redelivery_change_nothing(harness: Harness) -> Non
     assert result.matured.labeled == 0 and result.matured.relabeled == 0
     assert dict(await harness.example("a")) == before  # type: ignore[arg-type]
     assert await harness.scalar("SELECT count(*) FROM outcomes") == 1
+    # New, but twice in one batch: the direct COPY of outcomes fails, the staged one merges
+    o2 = outcome("b", value=0.03)
+    result = await harness.send(pred("b"), o2, o2)
+    assert result.matured.labeled == 1 and await harness.example("b") is not None
+    assert await harness.scalar("SELECT count(*) FROM outcomes") == 2
     assert harness.sink.rows == []  # a redelivery is not a conflict
 
 

@@ -136,6 +136,16 @@ class IngestService:
             return result
 
     async def _persist(self, batch: SortedBatch, consumed: int) -> BatchResult:
+        try:
+            return await self._persist_once(batch, consumed, direct=True)
+        except asyncpg.UniqueViolationError:
+            # An outcome is stored already (a redelivered batch): again, with the rows
+            # staged and merged (see sql.insert_outcomes).
+            return await self._persist_once(batch, consumed, direct=False)
+
+    async def _persist_once(
+        self, batch: SortedBatch, consumed: int, *, direct: bool
+    ) -> BatchResult:
         models = self.settings.models
         tolerance = timedelta(seconds=self.settings.time.max_outcome_before_prediction_seconds)
         dead = list(batch.dead)
@@ -146,7 +156,7 @@ class IngestService:
                 new_ids = await sql.insert_predictions(conn, predictions, horizons)
                 dead.extend(await self._conflicting_duplicates(conn, batch, new_ids))
             if batch.outcomes:
-                await sql.insert_outcomes(conn, batch.outcomes)
+                await sql.insert_outcomes(conn, batch.outcomes, direct=direct)
             if batch.feedback:
                 await sql.insert_feedback(conn, batch.feedback)
 

@@ -380,30 +380,41 @@ class DeadLetterRow:
         return self.original_bytes > len(self.payload)
 
 
+OUTCOME_COLUMNS = (
+    "event_id",
+    "prediction_id",
+    "entity_id",
+    "model",
+    "outcome_kind",
+    "value",
+    "observed_at",
+    "attributed_to",
+)
+
+
 async def insert_predictions(
     conn: Conn, events: Sequence[PredictionMade], horizons: Sequence[timedelta]
 ) -> set[str]:
-    """Insert new predictions; return the ids that were actually new. In a transaction."""
+    """Insert new predictions (each starts pending); return the ids that were actually
+    new. In a transaction."""
     assert conn.is_in_transaction(), "staged rows are emptied at commit"
+    records = [
+        (
+            e.prediction_id,
+            e.event_id,
+            e.model,
+            e.model_version,
+            e.entity_id,
+            _json(e.features),
+            e.prediction,
+            e.predicted_class,
+            e.predicted_at,
+            e.predicted_at + h,
+        )
+        for e, h in zip(events, horizons, strict=True)
+    ]
     await conn.execute(STAGE_PREDICTIONS)
-    await conn.copy_records_to_table(
-        "stage_predictions",
-        records=[
-            (
-                e.prediction_id,
-                e.event_id,
-                e.model,
-                e.model_version,
-                e.entity_id,
-                _json(e.features),
-                e.prediction,
-                e.predicted_class,
-                e.predicted_at,
-                e.predicted_at + h,
-            )
-            for e, h in zip(events, horizons, strict=True)
-        ],
-    )
+    await conn.copy_records_to_table("stage_predictions", records=records)
     rows = await conn.fetch(INSERT_PREDICTIONS)
     return {r["prediction_id"] for r in rows}
 
@@ -420,25 +431,38 @@ async def prediction_event_ids(conn: Conn, prediction_ids: Sequence[str]) -> dic
     return {r["prediction_id"]: r["event_id"] for r in rows}
 
 
-async def insert_outcomes(conn: Conn, events: Sequence[OutcomeObserved]) -> None:
-    """In a transaction, like insert_predictions."""
+async def insert_outcomes(
+    conn: Conn, events: Sequence[OutcomeObserved], *, direct: bool = False
+) -> None:
+    """In a transaction. An outcome naming its prediction is attributed to it; one naming
+    only an entity is attributed later.
+
+    ``direct``: COPY straight into outcomes, for a batch whose outcomes are all new, the
+    common case (a quarter less time than staging them: 7 against 10 ms for 1,000). A
+    stored event_id then fails the COPY with UniqueViolationError, which aborts the
+    transaction, and the caller runs the batch again staged: the rows are moved with ON
+    CONFLICT, which keeps a redelivered batch harmless. (A savepoint around the COPY
+    would spare the rerun but cost more than the COPY saves. Predictions are always
+    staged: a direct COPY of their jsonb features measured no faster.)"""
     assert conn.is_in_transaction(), "staged rows are emptied at commit"
+    records = [
+        (
+            e.event_id,
+            e.prediction_id,
+            e.entity_id,
+            e.model,
+            e.outcome_kind,
+            e.value,
+            e.observed_at,
+            e.prediction_id,
+        )
+        for e in events
+    ]
+    if direct:
+        await conn.copy_records_to_table("outcomes", records=records, columns=OUTCOME_COLUMNS)
+        return
     await conn.execute(STAGE_OUTCOMES)
-    await conn.copy_records_to_table(
-        "stage_outcomes",
-        records=[
-            (
-                e.event_id,
-                e.prediction_id,
-                e.entity_id,
-                e.model,
-                e.outcome_kind,
-                e.value,
-                e.observed_at,
-            )
-            for e in events
-        ],
-    )
+    await conn.copy_records_to_table("stage_outcomes", records=[r[:-1] for r in records])
     await conn.execute(INSERT_OUTCOMES)
 
 
