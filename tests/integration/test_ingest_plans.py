@@ -196,3 +196,38 @@ async def test_window_queries_reach_their_window_by_model_and_time(pool: asyncpg
                     assert re.search(used, plan), (name, index, plan)
                 conditions = [line for line in plan.splitlines() if "Index Cond" in line]
                 assert all(MODEL_BOUND.search(line) for line in conditions), (name, analyzed, plan)
+
+
+async def test_the_drift_tick_finds_active_versions_without_reading_the_span(
+    pool: asyncpg.Pool,
+) -> None:
+    """Which versions served lately is asked every drift interval (5 s) over a day of
+    predictions by default: its cost must not grow with what the span holds."""
+    now = datetime.now(UTC)
+    since = now - timedelta(days=1)  # over half of the 150,000 stored predictions
+    models = sorted(TEST_MODELS)
+    async with pool.acquire() as conn:
+        await _fill(conn, now)
+        # a version that served only before the span, and one after the rest in the index
+        await conn.execute(
+            "INSERT INTO predictions (prediction_id, event_id, model, model_version, features,"
+            " prediction, predicted_at, horizon_ends_at) VALUES"
+            " ('old', gen_random_uuid(), 'ctr', 'v0', '{}', 0, $1, $1),"
+            " ('new', gen_random_uuid(), 'ctr', 'v2', '{}', 0, $2, $2)",
+            now - timedelta(days=3),
+            now,
+        )
+        await conn.execute("ANALYZE predictions")
+        rows = await conn.fetch(monitor_sql.ACTIVE_VERSIONS, models, since)
+        plan = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS) " + monitor_sql.ACTIVE_VERSIONS, models, since
+        )
+    assert [(r["model"], r["model_version"]) for r in rows] == [("ctr", "v1"), ("ctr", "v2")]
+    text = "\n".join(r[0] for r in plan)
+    assert "Seq Scan on predictions" not in text, text
+    # The top node's buffers are the whole statement's: a few index probes, not the
+    # hundreds of index pages that 86,400 entries fill.
+    top = re.search(r"Buffers: shared (?:hit=(\d+))? ?(?:read=(\d+))?", text)
+    assert top is not None, text
+    pages = sum(int(n) for n in top.groups() if n)
+    assert pages < 60, text

@@ -69,11 +69,31 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                      $6::float8[], $7::int[], $8::text[], $9::timestamptz[])
 """
 
+# The versions of each model with a prediction since $2. Counting them instead read every
+# prediction of the span (a day by default) on every drift tick; this walks the distinct
+# versions on the (model, model_version, predicted_at) index, one probe each, and takes
+# each one's latest prediction from the same index (max(): one probe from its end; with
+# "EXISTS ... predicted_at >= $2" the planner chose a semi-join over the span, or a scan
+# that starts at the table's oldest rows).
 ACTIVE_VERSIONS = """
-SELECT model, model_version, count(*) AS n
-FROM predictions
-WHERE model = ANY($1::text[]) AND predicted_at >= $2
-GROUP BY model, model_version
+WITH RECURSIVE versions AS (
+    SELECT m.model, (
+        SELECT p.model_version FROM predictions p WHERE p.model = m.model
+        ORDER BY p.model_version LIMIT 1) AS model_version
+    FROM unnest($1::text[]) AS m(model)
+    UNION ALL
+    SELECT v.model, (
+        SELECT p.model_version FROM predictions p
+        WHERE p.model = v.model AND p.model_version > v.model_version
+        ORDER BY p.model_version LIMIT 1)
+    FROM versions v WHERE v.model_version IS NOT NULL
+)
+SELECT v.model, v.model_version FROM versions v
+CROSS JOIN LATERAL (
+    SELECT max(p.predicted_at) AS latest FROM predictions p
+    WHERE p.model = v.model AND p.model_version = v.model_version) recent
+WHERE v.model_version IS NOT NULL AND recent.latest >= $2
+ORDER BY v.model, v.model_version
 """
 
 REFERENCE_ROWS = """
