@@ -18,6 +18,7 @@ from uuid import UUID
 import msgspec
 
 from workers.db.pool import Conn
+from workers.ingest import sql as ingest_sql
 
 PREDICTION_COLUMNS = (
     "prediction_id",
@@ -31,16 +32,8 @@ PREDICTION_COLUMNS = (
     "predicted_at",
     "horizon_ends_at",
 )
-OUTCOME_COLUMNS = (
-    "event_id",
-    "prediction_id",
-    "entity_id",
-    "model",
-    "outcome_kind",
-    "value",
-    "observed_at",
-    "attributed_to",
-)
+# The columns the worker itself COPYs outcomes into.
+OUTCOME_COLUMNS = ingest_sql.OUTCOME_COLUMNS
 
 
 def prediction_row(value: bytes, horizon: timedelta) -> tuple[Any, ...]:

@@ -57,16 +57,21 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def database(infra: Infra) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test; its DSN."""
-    name = unique("t_")
+async def empty_database(infra: Infra, prefix: str = "t_") -> str:
+    """A new database with nothing in it; its DSN."""
+    name = unique(prefix)
     admin = await asyncpg.connect(infra.postgres.admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    dsn = infra.postgres.admin_dsn.replace("/postgres?", f"/{name}?")
+    return infra.postgres.admin_dsn.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture
+async def database(infra: Infra) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test; its DSN."""
+    dsn = await empty_database(infra)
     conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn, REPO / "migrations")

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import REPO, Infra, unique
+from tests.conftest import REPO, Infra, empty_database
 from workers.db.migrate import migrate
 
 pytestmark = pytest.mark.integration
@@ -37,13 +37,7 @@ async def test_migration_013_keeps_each_predictions_state(infra: Infra, tmp_path
     for path in sorted((REPO / "migrations").glob("*.sql")):
         if int(path.name[:3]) < 13:
             shutil.copy(path, before / path.name)
-    name = unique("up_")
-    admin = await asyncpg.connect(infra.postgres.admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(infra.postgres.admin_dsn.replace("/postgres?", f"/{name}?"))
+    conn = await asyncpg.connect(await empty_database(infra, "up_"))
     try:
         await migrate(conn, before)
         await conn.execute(OLD_ROWS)

@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from workers.db.pool import Conn
+from workers.monitor import sql as monitor_sql
 
 # Which (window, metric) series a model has, newest first, so the page can offer them.
 QUALITY_CHOICES = """
@@ -80,22 +81,7 @@ WHERE model = ANY($2::text[]) AND matured_at >= $1 AND label_source IN ('outcome
 GROUP BY model
 """
 
-COMPLETENESS = """
-SELECT m.model, c.total, l.with_outcome, l.no_outcome + d.dropped AS no_outcome,
-       -- every prediction is in exactly one of these states
-       c.total - l.with_outcome - l.no_outcome - d.dropped AS pending
-FROM unnest($2::text[]) AS m(model)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS total FROM predictions p
-    WHERE p.model = m.model AND p.predicted_at >= $1) c
-CROSS JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE label_source IN ('outcome', 'feedback')) AS with_outcome,
-           count(*) FILTER (WHERE label_source = 'no_outcome') AS no_outcome
-    FROM labeled_examples le WHERE le.model = m.model AND le.predicted_at >= $1) l
-CROSS JOIN LATERAL (
-    SELECT count(*) AS dropped FROM dropped_predictions dp
-    WHERE dp.model = m.model AND dp.predicted_at >= $1) d
-"""
+COMPLETENESS = monitor_sql.COMPLETENESS_BY_MODEL
 
 PENDING = """
 SELECT model, count(*) AS n, min(predicted_at) AS oldest

@@ -141,13 +141,9 @@ FROM labeled_examples
 WHERE model = ANY($2::text[]) AND matured_at >= $1 AND label_source IN ('outcome', 'feedback')
 """
 
-# Per model, then summed: each count reads its own table by (model, predicted_at).
-COMPLETENESS = """
-SELECT coalesce(sum(total), 0)::bigint AS total,
-       coalesce(sum(with_outcome), 0)::bigint AS with_outcome,
-       coalesce(sum(no_outcome), 0)::bigint AS no_outcome,
-       coalesce(sum(pending), 0)::bigint AS pending
-FROM (
+# Join completeness per model over a recent span; each count reads its own table by
+# (model, predicted_at). The dashboard shows it per model, the lag report summed.
+COMPLETENESS_BY_MODEL = """
 SELECT m.model, c.total, l.with_outcome, l.no_outcome + d.dropped AS no_outcome,
        -- every prediction is in exactly one of these states
        c.total - l.with_outcome - l.no_outcome - d.dropped AS pending
@@ -162,7 +158,14 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
     SELECT count(*) AS dropped FROM dropped_predictions dp
     WHERE dp.model = m.model AND dp.predicted_at >= $1) d
-) per_model
+"""
+
+COMPLETENESS = f"""
+SELECT coalesce(sum(total), 0)::bigint AS total,
+       coalesce(sum(with_outcome), 0)::bigint AS with_outcome,
+       coalesce(sum(no_outcome), 0)::bigint AS no_outcome,
+       coalesce(sum(pending), 0)::bigint AS pending
+FROM ({COMPLETENESS_BY_MODEL}) per_model
 """
 
 PENDING = """
