@@ -118,12 +118,14 @@ async def test_under_load_the_monitor_reads_features_only_for_what_challengers_l
     shadow = monitor.shadows["ctr"]
     shadow.busy = True  # as the lag probe sets it: learn within busy_cpu_share (0.02)
     shadow.cpu_clock = lambda: shadow.challengers["linear"].learned / 100  # 10 ms each
-    await send(settings, pool, 0, 2000, drift_at=10_000)
+    sent = 2000
+    await send(settings, pool, 0, sent, drift_at=10_000)
     await monitor.tick_quality()
     learned = shadow.challengers["linear"].learned
-    # 0.04 s of burst at 10 ms an example: about 4 learned. What one costs was not known
-    # yet, so every example's features were read, once.
-    assert 1 <= learned <= 10 and len(read) == 2000, (learned, len(read))
+    # 0.04 s of burst at 10 ms an example: about 4 learned.
+    assert 1 <= learned <= 10, learned
+    # What one costs was not known yet, so every example's features were read, once.
+    assert sorted(read) == list(range(1, sent + 1)), len(read)
     # Now it is known: the next 2,000 examples cost about what is learned from them.
     read.clear()
     await send(settings, pool, 2000, 2000, drift_at=10_000)

@@ -155,7 +155,7 @@ class ShadowTracker:
         than skipping examples there was room for). observe() still takes each one from
         the budget; under load this is a few dozen of thousands, the rest are skipped."""
         self._refill()
-        if self._tokens < 1 or self._cpu_tokens <= 0:
+        if not self._has_budget():
             return 0
         n = int(self._tokens)
         if self._cost > 0:  # until what one example costs is known, the rate alone
@@ -180,10 +180,13 @@ class ShadowTracker:
     def _budget(self) -> bool:
         """Take one example from the learning budget."""
         self._refill()
-        if self._tokens < 1 or self._cpu_tokens <= 0:
+        if not self._has_budget():
             return False
         self._tokens -= 1
         return True
+
+    def _has_budget(self) -> bool:
+        return self._tokens >= 1 and self._cpu_tokens > 0
 
     def standings(self) -> dict[str, tuple[float, float, int]]:
         """challenger -> (its metric, the champion's on the same examples, examples)."""
