@@ -20,6 +20,7 @@ from workers.db.pool import create_pool
 from workers.dlq import FaustDeadLetterSink
 from workers.ingest import agents as ingest_agents
 from workers.ingest.child import IngestChild
+from workers.malloc import pin_mmap_threshold
 from workers.monitor import agents as monitor_agents
 from workers.notify import agents as notify_agents
 from workers.publish import FaustPublisher
@@ -99,6 +100,7 @@ def settle_heap() -> None:
 
 def run_worker(settings: Settings) -> NoReturn:
     """Block running the Faust worker until it is stopped (SIGINT/SIGTERM)."""
+    pin_mmap_threshold()  # before the first batch: see workers.malloc
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
