@@ -91,6 +91,13 @@ class WorkerConfig(_Frozen):
     commit_interval_seconds: float = Field(1.0, gt=0)
     batch_max: int = Field(2000, ge=1)
     batch_within_seconds: float = Field(0.25, gt=0)
+    batches_in_flight: int = Field(
+        3,
+        ge=1,
+        le=6,
+        description="ingest batches written at once (each on its own connection); while one "
+        "waits on PostgreSQL the next are fetched, decoded and inserted",
+    )
     fetch_max_wait_seconds: float = Field(
         0.05,
         gt=0,

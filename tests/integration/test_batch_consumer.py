@@ -1,6 +1,6 @@
-"""The batched consumer keeps two batches in flight and still commits strictly in order:
-a later batch that is durable first never moves the committed offset past an earlier
-one that is not (a crash then would lose the earlier batch). Real broker and PostgreSQL;
+"""The batched consumer keeps several batches in flight and still commits strictly in
+order: a later batch that is durable first never moves the committed offset past an
+earlier one that is not (a crash then would lose the earlier batch). Real broker and PostgreSQL;
 only the first batch's write is held back, by a gate in front of the real service."""
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from workers.topics import ensure_topics
 pytestmark = pytest.mark.integration
 
 BATCH = 5
-EVENTS = 3 * BATCH
+IN_FLIGHT = 3
+EVENTS = (IN_FLIGHT + 1) * BATCH
 
 
 class FirstBatchHeld:
@@ -36,7 +37,7 @@ class FirstBatchHeld:
         self.release = asyncio.Event()
         self.first_waiting = asyncio.Event()
         self.durable: list[int] = []  # batch sizes in the order they became durable
-        self.one_durable = asyncio.Event()
+        self.others_durable = asyncio.Event()  # every batch in flight but the first
         self.calls = 0
 
     async def handle(self, raws: Sequence[RawMessage]) -> BatchResult:
@@ -46,7 +47,8 @@ class FirstBatchHeld:
             await self.release.wait()
         result = await self.service.handle(raws)
         self.durable.append(len(raws))
-        self.one_durable.set()
+        if len(self.durable) == IN_FLIGHT - 1:
+            self.others_durable.set()
         return result
 
 
@@ -74,7 +76,11 @@ async def test_a_later_batch_never_commits_past_an_earlier_one(
 ) -> None:
     base = make_settings()
     settings = base.model_copy(
-        update={"worker": base.worker.model_copy(update={"batch_max": BATCH})}
+        update={
+            "worker": base.worker.model_copy(
+                update={"batch_max": BATCH, "batches_in_flight": IN_FLIGHT}
+            )
+        }
     )
     await ensure_topics(settings)
     assert settings.kafka_bootstrap
@@ -108,14 +114,14 @@ async def test_a_later_batch_never_commits_past_an_earlier_one(
     running = asyncio.create_task(consumer.run())
     try:
         await asyncio.wait_for(gate.first_waiting.wait(), 30)
-        # The second batch is fetched, decoded and written while the first is held ...
-        await asyncio.wait_for(gate.one_durable.wait(), 30)
-        assert gate.durable == [BATCH]
-        assert await stored(pool) == BATCH
+        # The next batches are fetched, decoded and written while the first is held ...
+        await asyncio.wait_for(gate.others_durable.wait(), 30)
+        assert gate.durable == [BATCH] * (IN_FLIGHT - 1)
+        assert await stored(pool) == (IN_FLIGHT - 1) * BATCH
         await asyncio.sleep(0.5)
-        # ... but neither finished nor committed, and no third batch was started.
+        # ... but none finished nor committed, and no batch past the limit was started.
         assert finished == []
-        assert gate.calls == 2
+        assert gate.calls == IN_FLIGHT
         kafka = consumer.consumer
         assert kafka is not None
         (tp,) = [tp for tp in kafka.assignment() if kafka.highwater(tp) == EVENTS]
@@ -123,7 +129,7 @@ async def test_a_later_batch_never_commits_past_an_earlier_one(
 
         gate.release.set()
         await asyncio.wait_for(all_finished.wait(), 30)
-        assert finished == [BATCH, BATCH, BATCH]
+        assert finished == [BATCH] * (IN_FLIGHT + 1)
         assert await stored(pool) == EVENTS
         # The commit follows the last batch's durability at once.
         assert await committed(settings, tp) == EVENTS

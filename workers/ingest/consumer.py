@@ -132,9 +132,10 @@ class BatchConsumer:
         await consumer.start()
         self.consumer = consumer
         within_ms = int(self.settings.worker.batch_within_seconds * 1000)
-        # Two batches in flight: while one waits on PostgreSQL, the next is fetched and
-        # decoded. Batches are finished (committed) strictly in order, so an offset is
-        # committed only once every batch before it is durable too.
+        # Several batches in flight: while one waits on PostgreSQL, the next are fetched,
+        # decoded and inserted. Batches are finished (committed) strictly in order, so an
+        # offset is committed only once every batch before it is durable too.
+        in_flight = self.settings.worker.batches_in_flight
         pending: deque[_InFlight] = deque()
         try:
             while not self._should_stop():
@@ -148,7 +149,7 @@ class BatchConsumer:
                     raws = raw_messages(batches)
                     task = asyncio.create_task(self._handle(service, raws))
                     pending.append(_InFlight(task, next_offsets(batches), len(raws)))
-                if (len(pending) > 1 or not batches) and pending:
+                if (len(pending) >= in_flight or not batches) and pending:
                     if not await self._finish(consumer, pending[0]):
                         return  # stopping: left uncommitted, delivered again
                     pending.popleft()
