@@ -1,7 +1,8 @@
 """The batched consumer keeps several batches in flight and still commits strictly in
 order: a later batch that is durable first never moves the committed offset past an
-earlier one that is not (a crash then would lose the earlier batch). Real broker and PostgreSQL;
-only the first batch's write is held back, by a gate in front of the real service."""
+earlier one that is not (a crash then would lose the earlier batch). Real broker and
+PostgreSQL; only the first batch's write is held back, by a gate in front of the real
+service."""
 
 from __future__ import annotations
 
