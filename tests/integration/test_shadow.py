@@ -116,22 +116,31 @@ async def test_under_load_the_monitor_reads_features_only_for_what_challengers_l
     monitor = MonitorService(settings, pool, CollectingPublisher())
     await monitor.tick_quality()
     shadow = monitor.shadows["ctr"]
-    shadow.busy = True  # as the lag probe sets it: learn within busy_cpu_share (0.02)
-    shadow.cpu_clock = lambda: shadow.challengers["linear"].learned / 100  # 10 ms each
+    assert shadow.cfg.shadow.busy_cpu_share == 0.02  # the numbers below follow from it
+    shadow.busy = True  # as the lag probe sets it: learn within busy_cpu_share
+    # Learning costs 15 ms of CPU an example, and the budget refills only when the test
+    # moves the clock, so what is learned follows from the budget alone.
+    shadow.cpu_clock = lambda: shadow.challengers["linear"].learned * 0.015
+    now = [1000.0]
+    shadow.clock = lambda: now[0]
     sent = 2000
     await send(settings, pool, 0, sent, drift_at=10_000)
     await monitor.tick_quality()
     learned = shadow.challengers["linear"].learned
-    # 0.04 s of burst at 10 ms an example: about 4 learned.
-    assert 1 <= learned <= 10, learned
+    # Two seconds of 0.02 of a core is a burst of 0.04 s: 3 examples at 15 ms (the last
+    # one is learned while the budget is still positive, 0.01 s).
+    assert learned == 3, learned
     # What one costs was not known yet, so every example's features were read, once.
     assert sorted(read) == list(range(1, sent + 1)), len(read)
-    # Now it is known: the next 2,000 examples cost about what is learned from them.
+    # Now it is known. 1.5 s later the budget is -0.005 + 1.5 x 0.02 = 0.025 s: two more
+    # examples, and the monitor reads the features of twice that many, not of 2,000.
     read.clear()
+    now[0] += 1.5
     await send(settings, pool, 2000, 2000, drift_at=10_000)
     await monitor.tick_quality()
     more = shadow.challengers["linear"].learned - learned
-    assert more <= len(read) <= 2 * more + 2, (more, len(read))
+    assert more == 2, more
+    assert len(read) == 2 * more, len(read)
     assert learned + more + shadow.skipped == 4000
 
 
