@@ -1,8 +1,8 @@
 """The real worker end to end: `make bench` writes its section of BENCHMARKS.md.
 
     python -m benchmarks.bench [--parts 1,2,3,4,5] [--events 150000] [--small-rows 100000]
-        [--big-rows 5000000] [--latency-seconds 60] [--steady-seconds 600] [--quick]
-        [--write BENCHMARKS.md]
+        [--big-rows 5000000] [--latency-seconds 60] [--steady-seconds 600] [--rounds 3]
+        [--quick] [--write BENCHMARKS.md]
 
 Starts the embedded Tansu broker and PostgreSQL (fresh, under <data_dir>/bench) and
 measures, in one run:
@@ -15,7 +15,9 @@ measures, in one run:
    tables, nothing else (in this process, ``benchmarks/storage_floor.py``); (b) a naive
    per-event Faust agent, one INSERT per event (``benchmarks/naive_agent.py``); (c) the
    worker ``--role all`` with monitoring, an alert rule and River challengers on; (d) the
-   worker ``--role ingest``. Events/s, CPU per event of the consumer, PostgreSQL and the
+   worker ``--role ingest``. (b), (c) and (d) run ``--rounds`` times, interleaved in a
+   rotated order, and each one's median round is shown: on a shared machine a single
+   drain can run 15-25% slow. Events/s, CPU per event of the consumer, PostgreSQL and the
    broker (from /proc), lost and doubled events read back from PostgreSQL.
 2. ``IngestService.handle()`` batch time on ``--small-rows`` against ``--big-rows`` stored
    rows (pre-filled with generate_series), the same fresh batches, interleaved.
@@ -71,6 +73,7 @@ from benchmarks.bench_results import (
     LABELS,
     MODEL,
     OUTCOME_DELAY,
+    ROUNDED,
     Backlog,
     BatchTimes,
     Drain,
@@ -79,6 +82,8 @@ from benchmarks.bench_results import (
     Steady,
     Stored,
     bench_model,
+    median_drain,
+    round_order,
 )
 from benchmarks.faults import with_database
 from benchmarks.harness import embedded_run, progress
@@ -102,6 +107,11 @@ Report = efficacy.Report
 OUTCOME_LAG = 1000  # backlog: an outcome is produced this many predictions after its own
 DEFAULT_RATE = 1000.0  # events/s for parts 3 and 4 when part 1 (c) gave none
 SEND_TICK = 0.01  # seconds: the steady sender's smallest sleep
+WORKER_ROLES: dict[str, tuple[Role, ...]] = {
+    "all": ("all",),
+    "ingest": ("ingest",),
+    "ingest x2": ("ingest", "ingest"),
+}
 
 
 # Events ----------------------------------------------------------------------------------------
@@ -939,32 +949,44 @@ async def run_bench(
     b = results.backlog
     if b is not None:
         await settle(base)  # each drain starts after a checkpoint, none inside it
-        runs: list[tuple[str, Sequence[Role]]] = []
-        if 1 in parts:
-            runs += [("getmany", ()), ("floor", ()), ("naive", ()), ("all", ("all",))]
-            runs.append(("ingest", ("ingest",)))
+        order: list[str] = []
+        if 1 in parts:  # the references, then the compared drains in interleaved rounds
+            order += ["getmany", "floor", *[k for n in range(opts.rounds) for k in round_order(n)]]
         if 5 in parts:
-            if 1 not in parts:
-                runs.append(("ingest", ("ingest",)))
-            runs.append(("ingest x2", ("ingest", "ingest")))
-        for key, roles in runs:
+            order += ([] if 1 in parts else ["ingest"]) + ["ingest x2"]
+        done: dict[str, int] = {}
+        for key in order:
+            done[key] = done.get(key, 0) + 1
+            of = order.count(key)
+            label = key if of == 1 else f"{key} {done[key]}/{of}"
 
-            async def one(key: str = key, roles: Sequence[Role] = roles) -> None:
+            async def one(key: str = key, label: str = label) -> None:
                 assert b is not None
-                report = bars(key, b.events)
+                report = bars(label, b.events)
                 if key in ("getmany", "floor"):
                     drain = await drain_getmany(base, b, opts, pids, report, floor=key == "floor")
                 elif key == "naive":
                     drain = await drain_naive(base, b, opts, pids, log_dir, report)
                 else:
+                    roles = WORKER_ROLES[key]
                     drain = await drain_workers(base, b, key, roles, opts, pids, log_dir, report)
-                results.drains[key] = drain
+                if key in ROUNDED:
+                    results.rounds.setdefault(key, []).append(drain)
+                else:
+                    results.drains[key] = drain
                 bars.say(
-                    f"{drain.label}: {st.fmt_int(drain.rate)} events/s"
+                    f"{drain.label} ({label}): {st.fmt_int(drain.rate)} events/s"
                     + (f" ({drain.error})" if drain.error else "")
                 )
 
             await step("5" if key == "ingest x2" else "1", one)
+        # The table shows each compared consumer's median round.
+        medians = {k: median_drain(v) for k, v in results.rounds.items() if v}
+        results.drains = {
+            k: medians.get(k) or results.drains[k]
+            for k in LABELS
+            if k in medians or k in results.drains
+        }
         if 1 in parts and opts.challengers:
 
             async def costs() -> None:
@@ -1053,6 +1075,11 @@ def _parser() -> argparse.ArgumentParser:
         type=_challengers,
         help=f"the model's River challengers, comma-separated, or none ({','.join(CHALLENGERS)})",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help=f"part 1: drains (b), (c), (d) repeated, interleaved; medians ({default.rounds})",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--write", type=Path, default=None, help="e.g. BENCHMARKS.md")
     return parser
@@ -1072,6 +1099,7 @@ def options_from(args: argparse.Namespace) -> Options:
         "timeout": args.timeout,
         "seed": args.seed,
         "challengers": args.challengers,
+        "rounds": args.rounds,
     }
     return replace(opts, **{k: v for k, v in given.items() if v is not None})
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from benchmarks import bench_stats as st
 from benchmarks.bench import run_bench
 from benchmarks.bench_report import SECTION, markdown, rich_tables
-from benchmarks.bench_results import Options
+from benchmarks.bench_results import Drain, Options, Results, median_drain, round_order
 from tests.conftest import Infra, SettingsFactory
 
 
@@ -31,13 +31,18 @@ async def test_parts_1_and_2_drain_everything_and_report(
         batches=3,
         idle_cap=4.0,
         timeout=90.0,
+        rounds=2,
     )
     # run_bench makes a database, app id and topics of its own per consumer.
     results = await run_bench(make_settings(), opts, tmp_path / "logs", broker_pid=infra.broker.pid)
 
     assert results.errors == {}
     assert list(results.drains) == ["getmany", "floor", "naive", "all", "ingest"]
-    for drain in results.drains.values():
+    assert {k: len(v) for k, v in results.rounds.items()} == {"naive": 2, "all": 2, "ingest": 2}
+    for key, rounds in results.rounds.items():
+        assert results.drains[key] in rounds  # the median round, a real drain
+    assert len(results.every_drain) == 8
+    for drain in results.every_drain:
         detail = (drain.key, drain.error, drain.notes)
         assert drain.error is None, detail
         assert drain.sent == drain.stored == 2_000, detail
@@ -60,7 +65,10 @@ async def test_parts_1_and_2_drain_everything_and_report(
     assert "### 1. Draining one backlog" in text and "### 2. Batch time" in text
     assert "**Monitoring on vs off:**" in text and "**Lost / doubled:** none" in text
     assert "**The storage floor:**" in text
-    assert "| (d) worker `--role ingest`" in text
+    assert "| (d) worker `--role ingest`: monitoring off (median of 2 rounds)" in text
+    assert (
+        "ran in 2 rounds" in text and "| median |" in text and "| 2 | all, ingest, naive |" in text
+    )
     console = Console(record=True, width=200)
     for table in rich_tables(results):
         console.print(table)
@@ -102,3 +110,24 @@ def test_cpu_and_rates_from_samples() -> None:
     assert st.us_per_event(0.3, 3000) == pytest.approx(100.0)
     assert st.percentile([1.0, 2.0, 3.0], 50) == 2.0 and st.percentile([], 50) is None
     assert st.metric_total('ol_x{t="a"} 2.0\nol_x{t="b"} 3.0\nol_xy 9\n', "ol_x") == 5.0
+
+
+def test_rounds_rotate_and_the_median_round_is_shown() -> None:
+    assert [round_order(n) for n in range(4)] == [
+        ("naive", "all", "ingest"),
+        ("all", "ingest", "naive"),
+        ("ingest", "naive", "all"),
+        ("naive", "all", "ingest"),
+    ]
+
+    def drain(seconds: float | None, error: str | None = None) -> Drain:
+        return Drain("all", "(c)", 3000, stored=3000, seconds=seconds, error=error)
+
+    slow, mid, fast, broken = drain(3.0), drain(2.0), drain(1.0), drain(None, "died")
+    assert median_drain([fast, slow, mid]) is mid
+    assert median_drain([fast, slow]) is slow  # the lower of an even count
+    assert median_drain([broken, fast, slow]) is slow  # a failed round is never the median
+    assert median_drain([broken]) is broken
+    results = Results(Options(), drains={"all": mid}, rounds={"all": [fast, mid, broken]})
+    assert results.every_drain == [mid, fast, broken]
+    assert results.failed == ["all: died"]
