@@ -21,6 +21,7 @@ from tests.conftest import TEST_MODELS
 from workers.dashboard import sql as dashboard_sql
 from workers.ingest import sql
 from workers.monitor import sql as monitor_sql
+from workers.retrain import sql as retrain_sql
 
 pytestmark = pytest.mark.integration
 
@@ -231,3 +232,39 @@ async def test_the_drift_tick_finds_active_versions_without_reading_the_span(
     assert top is not None, text
     pages = sum(int(n) for n in top.groups() if n)
     assert pages < 60, text
+
+
+async def test_the_outcome_count_trigger_reads_from_its_seq_not_the_whole_table(
+    pool: asyncpg.Pool,
+) -> None:
+    """Retrain housekeeping asks every five seconds how many outcomes a model matured
+    since its last retrain: counted forward from that seq and no further than the
+    trigger's threshold, a few index pages however many examples are stored (once the
+    table has statistics: on a never-analyzed one the planner reads the model's rows)."""
+    async with pool.acquire() as conn:
+        await _fill(conn, datetime.now(UTC))  # 150,000 labeled examples of ctr, by outcome
+        await conn.execute(
+            "UPDATE labeled_examples SET label_source = 'feedback' WHERE matured_seq % 10 = 0"
+        )
+        top = await conn.fetchval("SELECT max(matured_seq) FROM labeled_examples")
+        assert await retrain_sql.max_seq(conn) == top
+        assert await retrain_sql.new_outcomes(conn, "ctr", top - 20, 1_000) == 18
+        assert await retrain_sql.new_outcomes(conn, "ctr", top - 20, 5) == 5
+        assert await retrain_sql.new_outcomes(conn, "other", top - 20, 1_000) == 0
+        await conn.execute("ANALYZE labeled_examples")
+        plans = {}
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute(f"SET plan_cache_mode = {mode}")
+            for name, statement, args in (
+                ("max_seq", retrain_sql.MAX_SEQ, []),
+                # from the first seq: only the threshold bounds the read
+                ("new_outcomes", retrain_sql.NEW_OUTCOMES, ["ctr", 0, 50]),
+            ):
+                plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *args)
+                plans[(name, mode)] = "\n".join(r[0] for r in plan)
+        await conn.execute("RESET plan_cache_mode")
+    for key, text in plans.items():
+        assert "Seq Scan on labeled_examples" not in text, (key, text)
+        top_buffers = re.search(r"Buffers: shared (?:hit=(\d+))? ?(?:read=(\d+))?", text)
+        assert top_buffers is not None, (key, text)
+        assert sum(int(n) for n in top_buffers.groups() if n) < 30, (key, text)

@@ -54,6 +54,7 @@ pytestmark = pytest.mark.integration
 
 def model_config(**retrain: Any) -> ModelConfig:
     gates = retrain.pop("gates", GatesConfig(min_samples=100, bootstrap_resamples=50))
+    triggers = retrain.pop("triggers", TriggerConfig(on_quality_alert=True, cooldown_seconds=600))
     return ModelConfig(
         horizon_seconds=3600,
         features=("x", "channel"),
@@ -67,7 +68,7 @@ def model_config(**retrain: Any) -> ModelConfig:
             candidates=("lightgbm", "linear"),
             validation_share=0.25,
             min_post_change=100,
-            triggers=TriggerConfig(on_quality_alert=True, cooldown_seconds=600),
+            triggers=triggers,
             gates=gates,
             **retrain,
         ),
@@ -325,6 +326,36 @@ async def test_a_paused_model_never_retrains_on_its_own(
     assert task is not None and await task is not None
     runs = await fetch(pool, "SELECT trigger FROM retrain_runs")
     assert [r["trigger"] for r in runs] == ["quality_alert"]
+
+
+@pytest.mark.parametrize(
+    "services",
+    [
+        model_config(
+            triggers=TriggerConfig(on_quality_alert=False, outcome_count=400, cooldown_seconds=0)
+        )
+    ],
+    indirect=True,
+)
+async def test_the_outcome_count_trigger_fires_on_new_outcomes_and_counts_again_after(
+    services: tuple[Services, CollectingPublisher, Settings], pool: asyncpg.Pool
+) -> None:
+    """ "Retrain every N new outcomes": not before N matured since the last retrain, once
+    when they have, and from zero again after it."""
+    s, _, settings = services
+    await ingest_examples(s, settings, 399, champion_error=0.04)
+    assert await s.retrain.scheduled() == []
+    await ingest_examples(s, settings, 1, champion_error=0.04, start=399)
+    assert await s.retrain.scheduled() == ["ctr"]
+    await s.retrain.idle()
+    assert await s.retrain.scheduled() == []  # the 400 were counted at the trigger
+    await ingest_examples(s, settings, 399, champion_error=0.04, start=1000)
+    assert await s.retrain.scheduled() == []
+    await ingest_examples(s, settings, 1, champion_error=0.04, start=1399)
+    assert await s.retrain.scheduled() == ["ctr"]
+    await s.retrain.idle()
+    runs = await fetch(pool, "SELECT trigger, status FROM retrain_runs ORDER BY id")
+    assert [r["trigger"] for r in runs] == ["outcome_count", "outcome_count"]
 
 
 async def test_a_run_left_by_a_dead_worker_is_failed_but_a_live_one_is_not(

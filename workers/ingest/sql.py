@@ -487,6 +487,10 @@ async def attribute_entity_outcomes(
     windows: Sequence[tuple[str, datetime, datetime]],
 ) -> set[str]:
     """(Re)attribute entity outcomes; return every prediction whose outcomes changed."""
+    if not outcome_ids and not windows:
+        # Nothing here can touch an entity outcome (a stream joined by prediction id):
+        # no round trip, and no plan to go wrong (one cost 2 s over a 150k backlog).
+        return set()
     rows = await conn.fetch(
         ATTRIBUTE_ENTITY_OUTCOMES,
         list(outcome_ids),

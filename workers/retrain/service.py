@@ -105,8 +105,7 @@ class RetrainService:
             return None
         if kind != "command":
             async with self.pool.acquire() as conn:
-                seq, _ = await sql.outcome_progress(conn, model, 0)
-                await sql.mark_auto_retrain(conn, model, self.clock(), seq)
+                await sql.mark_auto_retrain(conn, model, self.clock(), await sql.max_seq(conn))
         log.info("%s: retrain triggered by %s %s", model, kind, detail)
         task = asyncio.create_task(self.run(model, kind, detail, by=by))
         self._tasks.add(task)
@@ -412,7 +411,7 @@ class RetrainService:
             )
         if step.start_run:
             async with self.pool.acquire() as conn:
-                seq, _ = await sql.outcome_progress(conn, model, 0)
+                seq = await sql.max_seq(conn)
                 # A refresh is no degradation: it does not start the cooldown that spaces
                 # them (an alert during it would otherwise wait out the cooldown).
                 at = None if step.loop.trigger == "refresh" else self.clock()
@@ -753,8 +752,12 @@ class RetrainService:
             t = cfg.retrain.triggers
             async with self.pool.acquire() as conn:
                 ctl = await sql.control(conn, model)
-                _, new_outcomes = await sql.outcome_progress(
-                    conn, model, ctl["outcomes_seen_at_retrain"]
+                new_outcomes = (
+                    await sql.new_outcomes(
+                        conn, model, ctl["outcomes_seen_at_retrain"], t.outcome_count
+                    )
+                    if t.outcome_count > 0
+                    else 0
                 )
             if t.schedule_seconds > 0:
                 anchor = ctl["last_auto_retrain_at"] or ctl["updated_at"]
