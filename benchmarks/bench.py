@@ -1041,6 +1041,12 @@ def _parts(value: str) -> tuple[int, ...]:
     return parts
 
 
+def _rounds(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"rounds is a whole number >= 1: {value!r}")
+    return int(value)
+
+
 def _challengers(value: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in value.split(",") if v.strip() and v.strip() != "none")
     unknown = [n for n in names if n not in CHALLENGERS]
@@ -1077,7 +1083,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=_rounds,
         help=f"part 1: drains (b), (c), (d) repeated, interleaved; medians ({default.rounds})",
     )
     parser.add_argument("--seed", type=int)

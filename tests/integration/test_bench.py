@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from benchmarks import bench
 from benchmarks import bench_stats as st
 from benchmarks.bench import run_bench
 from benchmarks.bench_report import SECTION, markdown, rich_tables
@@ -131,3 +132,12 @@ def test_rounds_rotate_and_the_median_round_is_shown() -> None:
     results = Results(Options(), drains={"all": mid}, rounds={"all": [fast, mid, broken]})
     assert results.every_drain == [mid, fast, broken]
     assert results.failed == ["all: died"]
+
+
+def test_the_command_line_takes_rounds_and_refuses_none() -> None:
+    parse = bench._parser().parse_args
+    assert bench.options_from(parse(["--rounds", "5"])).rounds == 5
+    assert bench.options_from(parse(["--quick"])).rounds == Options().rounds == 3
+    with pytest.raises(SystemExit) as refused:
+        parse(["--rounds", "0"])
+    assert refused.value.code == 2
