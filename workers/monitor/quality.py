@@ -31,9 +31,10 @@ def metric_names(task: Task) -> list[str]:
     return list(_REGRESSION if task == "regression" else _BINARY)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Example:
-    """A matured example as the monitor sees it."""
+    """A matured example as the monitor sees it. Read only, though not frozen: a frozen
+    dataclass's __init__ cost 1 of the monitor's 5.8 µs per example."""
 
     seq: int
     prediction_id: str
