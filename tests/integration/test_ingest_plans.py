@@ -247,7 +247,7 @@ async def test_the_outcome_count_trigger_reads_from_its_seq_not_the_whole_table(
             "UPDATE labeled_examples SET label_source = 'feedback' WHERE matured_seq % 10 = 0"
         )
         top = await conn.fetchval("SELECT max(matured_seq) FROM labeled_examples")
-        assert await retrain_sql.max_seq(conn) == top
+        assert await monitor_sql.max_seq(conn) == top
         assert await retrain_sql.new_outcomes(conn, "ctr", top - 20, 1_000) == 18
         assert await retrain_sql.new_outcomes(conn, "ctr", top - 20, 5) == 5
         assert await retrain_sql.new_outcomes(conn, "other", top - 20, 1_000) == 0
@@ -256,7 +256,7 @@ async def test_the_outcome_count_trigger_reads_from_its_seq_not_the_whole_table(
         for mode in ("force_custom_plan", "force_generic_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")
             for name, statement, args in (
-                ("max_seq", retrain_sql.MAX_SEQ, []),
+                ("max_seq", monitor_sql.MAX_SEQ, []),
                 # from the first seq: only the threshold bounds the read
                 ("new_outcomes", retrain_sql.NEW_OUTCOMES, ["ctr", 0, 50]),
             ):

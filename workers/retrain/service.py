@@ -31,6 +31,7 @@ from schemas.base import utc_now
 from workers import metrics
 from workers.db.pool import dsn_of
 from workers.errors import RegistryError
+from workers.monitor import sql as monitor_sql
 from workers.publish import EventPublisher
 from workers.registry.service import SYSTEM, Registry
 from workers.retrain import controller, sql
@@ -105,7 +106,10 @@ class RetrainService:
             return None
         if kind != "command":
             async with self.pool.acquire() as conn:
-                await sql.mark_auto_retrain(conn, model, self.clock(), await sql.max_seq(conn))
+                # The global newest seq (one index probe): seqs only grow, so "matured
+                # since" needs no per-model maximum.
+                seq = await monitor_sql.max_seq(conn)
+                await sql.mark_auto_retrain(conn, model, self.clock(), seq)
         log.info("%s: retrain triggered by %s %s", model, kind, detail)
         task = asyncio.create_task(self.run(model, kind, detail, by=by))
         self._tasks.add(task)
@@ -411,7 +415,7 @@ class RetrainService:
             )
         if step.start_run:
             async with self.pool.acquire() as conn:
-                seq = await sql.max_seq(conn)
+                seq = await monitor_sql.max_seq(conn)
                 # A refresh is no degradation: it does not start the cooldown that spaces
                 # them (an alert during it would otherwise wait out the cooldown).
                 at = None if step.loop.trigger == "refresh" else self.clock()

@@ -111,13 +111,6 @@ UPDATE model_controls SET last_auto_retrain_at = coalesce($2, last_auto_retrain_
 WHERE model = $1
 """
 
-# The newest matured example of any model (one probe of the seq index). Seqs are global
-# and only grow, so "matured since" needs no per-model maximum, which read all of a
-# model's rows: every five seconds, 60 ms at 150k rows and growing with the table.
-MAX_SEQ = """
-SELECT coalesce(max(matured_seq), 0) FROM labeled_examples
-"""
-
 # A model's outcome-labeled examples that matured after `$2`, counted up to `$3` (the
 # trigger's threshold): read forward from `$2` in the seq index, so the cost grows with
 # what matured since the last retrain, up to the threshold, never with the table. (On a
@@ -264,10 +257,6 @@ async def set_paused(conn: Conn, model: str, paused: bool, by: str, reason: str)
 async def mark_auto_retrain(conn: Conn, model: str, at: datetime | None, seq: int) -> None:
     """``at`` None keeps the last automatic retrain's time (the cooldown's start)."""
     await conn.execute(MARK_AUTO_RETRAIN, model, at, seq)
-
-
-async def max_seq(conn: Conn) -> int:
-    return int(await conn.fetchval(MAX_SEQ))
 
 
 async def new_outcomes(conn: Conn, model: str, since_seq: int, up_to: int) -> int:
