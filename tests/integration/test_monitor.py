@@ -15,6 +15,7 @@ from tests.integration.fakes import CollectingPublisher, CollectingSink
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import IngestService
 from workers.monitor.service import MonitorService
+from workers.monitor.status import summary
 from workers.registry.service import Registry
 from workers.settings import (
     AlertRule,
@@ -312,3 +313,56 @@ async def test_a_drift_alert_that_could_not_be_sent_is_raised_again(
     raised = await monitor.drift.tick()
     assert [(e.feature, e.model_version) for e in raised] == [("x", "v1")]
     assert len(publisher.of_type(DriftDetected)) == 1
+
+
+async def test_status_counts_each_models_predictions_by_state(
+    make_settings: SettingsFactory, pool: asyncpg.Pool
+) -> None:
+    """/status counts per table; the prediction_status view, read whole, is the reference."""
+    settings = make_settings(
+        models={
+            "ctr": ModelConfig(horizon_seconds=3600),
+            "price": ModelConfig(horizon_seconds=60, no_outcome="negative"),
+            "churn": ModelConfig(horizon_seconds=60),  # no_outcome "drop"
+        }
+    )
+    now = utc_now()
+    events: list[object] = []
+    for model, n, with_outcome in (("ctr", 5, 3), ("price", 4, 1), ("churn", 3, 1)):
+        for i in range(n):
+            p = PredictionMade(
+                prediction_id=f"{model}-{i}",
+                model=model,
+                model_version="v1",
+                features={"x": float(i)},
+                prediction=0.5,
+                predicted_at=now - timedelta(seconds=30),
+            )
+            events.append(p)
+            if i < with_outcome:
+                events.append(
+                    OutcomeObserved(
+                        prediction_id=p.prediction_id,
+                        outcome_kind="measured",
+                        value=1.0,
+                        observed_at=now - timedelta(seconds=10),
+                    )
+                )
+    await ingest(settings, pool, events)
+    # Past the 60 s horizons: price's unlabeled ones mature as negatives, churn's drop.
+    later = IngestService(
+        settings, pool, CollectingSink(), clock=lambda: utc_now() + timedelta(minutes=5)
+    )
+    await later.sweep()
+
+    async with pool.acquire() as c:
+        shown = (await summary(c, utc_now()))["models"]
+        reference = await c.fetch(
+            "SELECT model, count(*) AS predictions,"
+            " count(*) FILTER (WHERE resolution IS NULL) AS pending,"
+            " count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome'))"
+            " AS labeled FROM prediction_status GROUP BY model"
+        )
+    counts = {m: (v["predictions"], v["pending"], v["labeled"]) for m, v in shown.items()}
+    assert counts == {"ctr": (5, 2, 3), "price": (4, 0, 4), "churn": (3, 0, 1)}
+    assert counts == {r["model"]: (r["predictions"], r["pending"], r["labeled"]) for r in reference}

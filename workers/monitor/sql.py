@@ -221,10 +221,21 @@ SELECT model, loop_state, loop_version, loop_trigger, change_at, attempts, next_
 FROM model_controls ORDER BY model
 """
 
+# Each count reads its own table by model (index-only where an index leads with it),
+# rather than grouping the four-table prediction_status view: 0.28 s against 1.28 s at
+# 2M predictions. The models are found by skipping through predictions' model index.
 PENDING_BY_MODEL = """
-SELECT model, count(*) FILTER (WHERE resolution IS NULL) AS pending, count(*) AS predictions,
-       count(*) FILTER (WHERE resolution IN ('outcome', 'feedback', 'no_outcome')) AS labeled
-FROM prediction_status GROUP BY model
+WITH RECURSIVE models AS (
+    (SELECT model FROM predictions ORDER BY model LIMIT 1)
+    UNION ALL
+    SELECT (SELECT p.model FROM predictions p WHERE p.model > m.model ORDER BY p.model LIMIT 1)
+    FROM models m WHERE m.model IS NOT NULL
+)
+SELECT m.model,
+       (SELECT count(*) FROM pending_predictions q WHERE q.model = m.model) AS pending,
+       (SELECT count(*) FROM predictions p WHERE p.model = m.model) AS predictions,
+       (SELECT count(*) FROM labeled_examples le WHERE le.model = m.model) AS labeled
+FROM models m WHERE m.model IS NOT NULL
 """
 
 
