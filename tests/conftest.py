@@ -146,6 +146,23 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+# Models whose kept pending count (pending_counts, maintained by maturation) is not the
+# number of their rows in pending_predictions; one statement, so one consistent snapshot.
+PENDING_COUNTS_WRONG = """
+SELECT model, kept.n AS kept, actual.n AS counted
+FROM pending_counts kept
+FULL JOIN (SELECT model, count(*) AS n FROM pending_predictions GROUP BY model) actual
+    USING (model)
+WHERE coalesce(kept.n, 0) <> coalesce(actual.n, 0)
+"""
+
+
+async def pending_counts_wrong(pool: asyncpg.Pool) -> list[tuple[str, int | None, int | None]]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(PENDING_COUNTS_WRONG)
+    return [(r["model"], r["kept"], r["counted"]) for r in rows]
+
+
 @pytest.fixture
 async def pool(make_settings: SettingsFactory) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(make_settings(), max_size=4)

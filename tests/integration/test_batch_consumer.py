@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, pending_counts_wrong
 from tests.integration.fakes import CollectingSink
 from tests.integration.test_faults import prediction
 from workers.ingest.consumer import BatchConsumer, ingest_group
@@ -132,6 +132,8 @@ async def test_a_later_batch_never_commits_past_an_earlier_one(
         await asyncio.wait_for(all_finished.wait(), 30)
         assert finished == [BATCH] * (IN_FLIGHT + 1)
         assert await stored(pool) == EVENTS
+        # Batches written side by side each counted their pending predictions once.
+        assert await pending_counts_wrong(pool) == []
         # The commit follows the last batch's durability at once.
         assert await committed(settings, tp) == EVENTS
     finally:

@@ -111,6 +111,8 @@ async def _plans(conn: asyncpg.Connection, now: datetime, batch: int) -> dict[st
                 [m[n].no_outcome_label for n in names],
                 prediction_ids,
                 now,
+                ["ctr"],
+                [batch // 2],
             ],
         ),
         "existing_prediction_events": (sql.EXISTING_PREDICTION_EVENTS, [prediction_ids]),
@@ -268,3 +270,41 @@ async def test_the_outcome_count_trigger_reads_from_its_seq_not_the_whole_table(
         top_buffers = re.search(r"Buffers: shared (?:hit=(\d+))? ?(?:read=(\d+))?", text)
         assert top_buffers is not None, (key, text)
         assert sum(int(n) for n in top_buffers.groups() if n) < 30, (key, text)
+
+
+async def test_the_pending_count_and_oldest_are_read_without_a_scan(pool: asyncpg.Pool) -> None:
+    """The lag report asks every 10 s how many predictions wait and since when; with long
+    horizons nearly every prediction ever made waits. The count is kept (pending_counts)
+    and the oldest read from an index: a few pages, however many are pending."""
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        await _fill(conn, now)  # 150,000 pending predictions of ctr, made at `now`
+        await conn.execute(
+            "INSERT INTO pending_predictions (prediction_id, model, predicted_at,"
+            " horizon_ends_at) VALUES ('first', 'ctr', $1, $2)",
+            now - timedelta(days=30),
+            now + timedelta(days=150),
+        )
+        # the fill bypasses maturation, which keeps this count
+        await conn.execute("INSERT INTO pending_counts (model, n) VALUES ('ctr', $1)", STORED + 1)
+        total, oldest = await monitor_sql.pending(conn)
+        by_model = await dashboard_sql.pending(conn)
+        await conn.execute("ANALYZE pending_predictions, pending_counts")
+        plans = {
+            name: "\n".join(
+                r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+            )
+            for name, statement in (
+                ("monitor", monitor_sql.PENDING),
+                ("dashboard", dashboard_sql.PENDING),
+            )
+        }
+    assert (total, oldest) == (STORED + 1, now - timedelta(days=30))
+    assert [(r["model"], r["n"], r["oldest"]) for r in by_model] == [
+        ("ctr", STORED + 1, now - timedelta(days=30))
+    ]
+    for name, text in plans.items():
+        assert "Seq Scan on pending_predictions" not in text, (name, text)
+        top = re.search(r"Buffers: shared (?:hit=(\d+))? ?(?:read=(\d+))?", text)
+        assert top is not None, text
+        assert sum(int(n) for n in top.groups() if n) < 20, (name, text)

@@ -7,7 +7,7 @@ publisher is a hand-written fake (the Kafka side is covered in test_worker.py).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from schemas import FeedbackGiven, Message, OutcomeObserved, PredictionMade
-from tests.conftest import SettingsFactory
+from tests.conftest import SettingsFactory, pending_counts_wrong
 from tests.integration.fakes import CollectingSink
 from workers.ingest.decode import RawMessage
 from workers.ingest.service import IngestService
@@ -70,8 +70,10 @@ class Harness:
 
 
 @pytest.fixture
-def harness(make_settings: SettingsFactory, pool: asyncpg.Pool) -> Harness:
-    return Harness(make_settings(), pool)
+async def harness(make_settings: SettingsFactory, pool: asyncpg.Pool) -> AsyncIterator[Harness]:
+    yield Harness(make_settings(), pool)
+    # Whatever moves a test made, the kept pending counts followed them.
+    assert await pending_counts_wrong(pool) == []
 
 
 def pred(

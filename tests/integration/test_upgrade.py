@@ -51,6 +51,7 @@ async def test_migration_013_keeps_each_predictions_state(infra: Infra, tmp_path
         dropped = await conn.fetch(
             "SELECT prediction_id, dropped_at::text FROM dropped_predictions"
         )
+        counted = await conn.fetch("SELECT model, n FROM pending_counts")  # migration 014
     finally:
         await conn.close()
     assert 13 in [m.version for m in applied]
@@ -61,3 +62,4 @@ async def test_migration_013_keeps_each_predictions_state(infra: Infra, tmp_path
     ]
     assert [tuple(r) for r in pending] == [("waiting", "2026-11-20 11:00:00+00")]
     assert [tuple(r) for r in dropped] == [("dropped", "2026-11-20 10:01:00+00")]
+    assert [tuple(r) for r in counted] == [("ctr", 1)]

@@ -25,7 +25,7 @@ from schemas import (
 )
 from schemas.base import utc_now
 from tests import promtool
-from tests.conftest import TEST_MODELS, SettingsFactory
+from tests.conftest import TEST_MODELS, SettingsFactory, pending_counts_wrong
 from tests.integration.conftest import StartWorker
 from tests.integration.kafka import read_topic
 from tests.integration.worker_process import wait_until
@@ -189,6 +189,8 @@ async def test_a_killed_worker_loses_and_doubles_nothing(
     assert (row["n"], row["ids"], outcomes) == (total, total, total)
     assert row["s"] == pytest.approx(sum((i % 7) / 10 for i in range(total)))
     assert dead == 0  # redelivered predictions are recognised as the same events
+    # Killed mid-batch and redelivered: every pending prediction counted in and out once.
+    assert await pending_counts_wrong(pool) == []
 
 
 def running(pid: int) -> bool:

@@ -83,11 +83,7 @@ GROUP BY model
 
 COMPLETENESS = monitor_sql.COMPLETENESS_BY_MODEL
 
-PENDING = """
-SELECT model, count(*) AS n, min(predicted_at) AS oldest
-FROM pending_predictions
-GROUP BY model
-"""
+PENDING = monitor_sql.PENDING_BY_MODEL
 
 CONTROLS = """
 SELECT model, loop_state, loop_version, loop_trigger, change_at, attempts, next_attempt_at,

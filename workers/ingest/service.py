@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -156,10 +156,11 @@ class IngestService:
         dead = list(batch.dead)
         async with self.pool.acquire() as conn, conn.transaction():
             predictions = batch.predictions
+            new: dict[str, str] = {}  # model by id, of the predictions stored just now
             if predictions:
                 horizons = [horizon[p.model] for p in predictions]
-                new_ids = await sql.insert_predictions(conn, predictions, horizons)
-                dead.extend(await self._conflicting_duplicates(conn, batch, new_ids))
+                new = await sql.insert_predictions(conn, predictions, horizons)
+                dead.extend(await self._conflicting_duplicates(conn, batch, new))
             if batch.outcomes:
                 await sql.insert_outcomes(conn, batch.outcomes, direct=direct)
             if batch.feedback:
@@ -190,12 +191,12 @@ class IngestService:
             candidates |= {o.prediction_id for o in batch.outcomes if o.prediction_id}
             candidates |= {f.prediction_id for f in batch.feedback}
             candidates |= {r["prediction_id"] for r in rejected}
-            matured = await sql.mature(conn, models, sorted(candidates), now)
+            matured = await sql.mature(conn, models, sorted(candidates), now, Counter(new.values()))
             await sql.insert_dead_letters(conn, dead)
         return BatchResult(consumed=consumed, valid=batch.valid_count, matured=matured, dead=dead)
 
     async def _conflicting_duplicates(
-        self, conn: Conn, batch: SortedBatch, new_ids: set[str]
+        self, conn: Conn, batch: SortedBatch, new_ids: Mapping[str, str]
     ) -> list[DeadLetterRow]:
         """A prediction_id seen before is a redelivery if its event_id matches, else a conflict."""
         seen: set[str] = set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -44,7 +44,7 @@ WITH new AS (
     INSERT INTO pending_predictions (prediction_id, model, predicted_at, horizon_ends_at)
     SELECT * FROM new
 )
-SELECT prediction_id FROM new
+SELECT prediction_id, model FROM new
 """
 
 STAGE_OUTCOMES = """
@@ -153,7 +153,8 @@ RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.v
 # are all the same recomputation, so replaying any event changes nothing.
 # Predictions are never updated (migration 013): the result goes to labeled_examples,
 # pending_predictions or dropped_predictions, which only this statement changes (besides
-# the new predictions INSERT_PREDICTIONS adds to pending_predictions).
+# the new predictions INSERT_PREDICTIONS adds to pending_predictions), and it keeps each
+# model's count of pending ones in pending_counts.
 # Each write reaches its table by primary key, from arrays of the batch's ids ("key =
 # ANY(ARRAY(...))"), so no plan can join a whole table against the batch.
 MATURE = """
@@ -224,10 +225,23 @@ WITH cfg AS (
     FROM resolved r JOIN unlabeled u ON u.prediction_id = r.prediction_id
     WHERE r.resolution IS NULL
     ON CONFLICT (prediction_id) DO NOTHING
+    RETURNING model
 ), unpended AS (
     DELETE FROM pending_predictions
     WHERE prediction_id = ANY(ARRAY(
         SELECT prediction_id FROM resolved WHERE resolution IS NOT NULL))
+    RETURNING model
+), counted AS (
+    -- pending_counts follows every row in and out of pending_predictions: those moved
+    -- here, and ($7, $8) those this transaction's INSERT_PREDICTIONS added.
+    INSERT INTO pending_counts AS pc (model, n)
+    SELECT model, sum(d) FROM (
+        SELECT model, 1::bigint AS d FROM pended
+        UNION ALL SELECT model, -1 FROM unpended
+        UNION ALL SELECT * FROM unnest($7::text[], $8::bigint[])
+    ) moved
+    GROUP BY model HAVING sum(d) <> 0
+    ON CONFLICT (model) DO UPDATE SET n = pc.n + EXCLUDED.n
 ), dropped AS (
     INSERT INTO dropped_predictions (prediction_id, model, predicted_at, dropped_at)
     SELECT prediction_id, model, predicted_at, $6 FROM resolved WHERE resolution = 'dropped'
@@ -394,9 +408,9 @@ OUTCOME_COLUMNS = (
 
 async def insert_predictions(
     conn: Conn, events: Sequence[PredictionMade], horizons: Sequence[timedelta]
-) -> set[str]:
-    """Insert new predictions (each starts pending); return the ids that were actually
-    new. In a transaction."""
+) -> dict[str, str]:
+    """Insert new predictions (each starts pending); return the model of each one that
+    was actually new, by id. In a transaction."""
     assert conn.is_in_transaction(), "staged rows are emptied at commit"
     records = [
         (
@@ -416,7 +430,7 @@ async def insert_predictions(
     await conn.execute(STAGE_PREDICTIONS)
     await conn.copy_records_to_table("stage_predictions", records=records)
     rows = await conn.fetch(INSERT_PREDICTIONS)
-    return {r["prediction_id"] for r in rows}
+    return {r["prediction_id"]: r["model"] for r in rows}
 
 
 _encode_json = msgspec.json.Encoder().encode
@@ -513,11 +527,18 @@ async def reject_impossible_outcomes(
 
 
 async def mature(
-    conn: Conn, models: dict[str, ModelConfig], prediction_ids: Sequence[str], now: datetime
+    conn: Conn,
+    models: dict[str, ModelConfig],
+    prediction_ids: Sequence[str],
+    now: datetime,
+    added: Mapping[str, int] | None = None,
 ) -> MatureCounts:
+    """``added``: how many pending rows this transaction's insert_predictions made, by
+    model, for pending_counts (maturation keeps it, under the maturation lock)."""
     if not prediction_ids:
         return MatureCounts()
     names = sorted(models)
+    added = added or {}
     row = await conn.fetchrow(
         MATURE,
         names,
@@ -526,6 +547,8 @@ async def mature(
         [models[n].no_outcome_label for n in names],
         list(prediction_ids),
         now,
+        list(added),
+        list(added.values()),
     )
     assert row is not None
     return MatureCounts(row["labeled"], row["relabeled"], row["unlabeled"], row["dropped"])

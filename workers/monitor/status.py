@@ -23,7 +23,7 @@ async def summary(
     newest snapshot: the monitor is failing or behind)."""
     since = now - timedelta(days=lookback_days)
     models: dict[str, Any] = {}
-    for row in await sql.pending_by_model(conn):
+    for row in await sql.counts_by_model(conn):
         models[row["model"]] = {
             "predictions": row["predictions"],
             "labeled": row["labeled"],
