@@ -409,11 +409,6 @@ async def counts_by_model(conn: Conn) -> list[asyncpg.Record]:
     return await conn.fetch(COUNTS_BY_MODEL)
 
 
-async def pending_by_model(conn: Conn) -> list[asyncpg.Record]:
-    """Per model with predictions pending: how many (n) and the oldest one's time."""
-    return await conn.fetch(PENDING_BY_MODEL)
-
-
 def _columns(rows: Sequence[Any], cls: type) -> list[list[Any]]:
     """Column-wise lists of a dataclass sequence, in field order, for unnest()."""
     names = [f.name for f in dataclasses.fields(cls)]
