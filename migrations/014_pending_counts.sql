@@ -13,7 +13,11 @@ CREATE TABLE pending_counts (
 -- The oldest pending prediction of a model, read from an index instead of a scan.
 CREATE INDEX pending_predictions_model_time ON pending_predictions (model, predicted_at);
 
--- Writers wait while the counts are taken, so none is missed or counted twice.
+-- Writers wait while the index is built and the counts are taken, so none is missed or
+-- counted twice. (A worker of the older version still ingesting may meet this lock in a
+-- cycle with its own batches; PostgreSQL then fails one side: a batch is retried by its
+-- worker, `migrate` can simply be run again. Rows such a worker moves after this
+-- migration are caught by the leader's periodic recount, worker.pending_recount_seconds.)
 LOCK TABLE pending_predictions IN SHARE MODE;
 INSERT INTO pending_counts (model, n)
 SELECT model, count(*) FROM pending_predictions GROUP BY model;

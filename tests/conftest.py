@@ -154,6 +154,7 @@ FROM pending_counts kept
 FULL JOIN (SELECT model, count(*) AS n FROM pending_predictions GROUP BY model) actual
     USING (model)
 WHERE coalesce(kept.n, 0) <> coalesce(actual.n, 0)
+ORDER BY model
 """
 
 

@@ -106,6 +106,13 @@ class WorkerConfig(_Frozen):
     )
     sweep_interval_seconds: float = Field(2.0, gt=0)
     sweep_batch: int = Field(20000, ge=1)
+    pending_recount_seconds: float = Field(
+        1800.0,
+        gt=0,
+        description="how often the leader checks the kept pending counts against the rows "
+        "(one scan of pending_predictions) and corrects any drift, e.g. from a worker of an "
+        "older version still running during an upgrade",
+    )
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=0, le=65535)

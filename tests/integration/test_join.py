@@ -70,9 +70,14 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(make_settings: SettingsFactory, pool: asyncpg.Pool) -> AsyncIterator[Harness]:
-    yield Harness(make_settings(), pool)
-    # Whatever moves a test made, the kept pending counts followed them.
+def harness(make_settings: SettingsFactory, pool: asyncpg.Pool) -> Harness:
+    return Harness(make_settings(), pool)
+
+
+@pytest.fixture(autouse=True)
+async def pending_counts_follow(pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """Whatever moves a test made, the kept pending counts followed them."""
+    yield
     assert await pending_counts_wrong(pool) == []
 
 
@@ -403,3 +408,21 @@ async def test_an_unsendable_dead_letter_is_marked_and_does_not_block_the_others
     assert (
         await h.scalar("SELECT publish_attempts FROM dead_letters WHERE published_at IS NULL") == 5
     )
+
+
+async def test_pending_counts_that_strayed_are_corrected_by_the_recount(harness: Harness) -> None:
+    """Rows moved by a worker that does not keep the counts (an older version still running
+    during an upgrade) leave them wrong until the leader's recount puts them right."""
+    await harness.send(pred("a"), pred("b"), pred("c", model="purchase"))
+    assert await harness.service.recount_pending() == {}
+    async with harness.pool.acquire() as c:  # what an older worker would do
+        await c.execute("DELETE FROM pending_predictions WHERE prediction_id = 'a'")
+        await c.execute(
+            "INSERT INTO pending_predictions (prediction_id, model, predicted_at, horizon_ends_at)"
+            " SELECT 'x' || i, 'purchase', now(), now() + interval '1 day'"
+            " FROM generate_series(1, 3) i"
+        )
+    assert await pending_counts_wrong(harness.pool) == [("ctr", 2, 1), ("purchase", 1, 4)]
+    assert await harness.service.recount_pending() == {"ctr": -1, "purchase": 3}
+    assert await pending_counts_wrong(harness.pool) == []
+    assert await harness.service.recount_pending() == {}

@@ -51,3 +51,18 @@ def register_sweep(app: faust.App, runtime: Runtime) -> None:
                 log.warning("published %d dead letters a failure had held back", caught_up)
         except Exception:
             log.exception("republishing dead letters failed; will retry at the next tick")
+
+    @app.timer(interval=runtime.settings.worker.pending_recount_seconds, on_leader=True)
+    async def recount_pending() -> None:
+        service = await runtime.ready()
+        try:
+            corrected = await service.recount_pending()
+        except Exception:
+            log.exception("checking the pending counts failed; will retry at the next tick")
+            return
+        if corrected:
+            log.warning(
+                "pending counts corrected by %s (rows a worker changed without counting them, "
+                "e.g. an older version still running during an upgrade)",
+                corrected,
+            )

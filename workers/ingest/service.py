@@ -261,6 +261,20 @@ class IngestService:
             rows = await sql.unpublished(conn, grace, 500)
         return await publish_dead_letters(self.sink, self.pool, rows) if rows else 0
 
+    async def recount_pending(self) -> dict[str, int]:
+        """Correct pending_counts where it strayed from pending_predictions (rows moved by
+        a worker that does not keep the counts: an older version during an upgrade).
+        Returns the corrections by model. The scan runs outside the maturation lock; the
+        correction is a delta, applied under it."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                drift = await sql.pending_drift(conn)
+            if drift:
+                async with conn.transaction():
+                    await sql.lock_maturation(conn)
+                    await sql.adjust_pending_counts(conn, drift)
+        return drift
+
     async def sweep(self) -> MatureCounts:
         """Mature predictions whose horizon has passed; run by the leader on a timer."""
         total = MatureCounts()

@@ -260,6 +260,22 @@ SELECT
     (SELECT count(*) FROM dropped) AS dropped
 """
 
+# How far each model's kept pending count is from its rows (rows minus kept): read in one
+# snapshot, so a batch committed meanwhile moves both sides alike.
+PENDING_DRIFT = """
+SELECT model, coalesce(actual.n, 0) - coalesce(kept.n, 0) AS delta
+FROM pending_counts kept
+FULL JOIN (SELECT model, count(*) AS n FROM pending_predictions GROUP BY model) actual
+    USING (model)
+WHERE coalesce(kept.n, 0) <> coalesce(actual.n, 0)
+"""
+
+ADJUST_PENDING_COUNTS = """
+INSERT INTO pending_counts AS pc (model, n)
+SELECT * FROM unnest($1::text[], $2::bigint[])
+ON CONFLICT (model) DO UPDATE SET n = pc.n + EXCLUDED.n
+"""
+
 EXPIRED_PENDING = """
 SELECT prediction_id FROM pending_predictions
 WHERE horizon_ends_at <= $2 AND model = ANY($1::text[])
@@ -535,10 +551,11 @@ async def mature(
 ) -> MatureCounts:
     """``added``: how many pending rows this transaction's insert_predictions made, by
     model, for pending_counts (maturation keeps it, under the maturation lock)."""
+    added = added or {}
     if not prediction_ids:
+        assert not added, "new pending predictions are always candidates"
         return MatureCounts()
     names = sorted(models)
-    added = added or {}
     row = await conn.fetchrow(
         MATURE,
         names,
@@ -552,6 +569,14 @@ async def mature(
     )
     assert row is not None
     return MatureCounts(row["labeled"], row["relabeled"], row["unlabeled"], row["dropped"])
+
+
+async def pending_drift(conn: Conn) -> dict[str, int]:
+    return {r["model"]: r["delta"] for r in await conn.fetch(PENDING_DRIFT)}
+
+
+async def adjust_pending_counts(conn: Conn, deltas: Mapping[str, int]) -> None:
+    await conn.execute(ADJUST_PENDING_COUNTS, list(deltas), list(deltas.values()))
 
 
 async def expired_pending(
