@@ -21,6 +21,7 @@ from workers.db.migrate import migrate
 from workers.db.pool import create_pool
 from workers.infra.broker import BrokerHandle, start_tansu
 from workers.infra.postgres import PostgresHandle, start_postgres
+from workers.ingest import sql as ingest_sql
 from workers.settings import ModelConfig, Settings, TimeConfig, TopicsConfig, WorkerConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -146,21 +147,10 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-# Models whose kept pending count (pending_counts, maintained by maturation) is not the
-# number of their rows in pending_predictions; one statement, so one consistent snapshot.
-PENDING_COUNTS_WRONG = """
-SELECT model, kept.n AS kept, actual.n AS counted
-FROM pending_counts kept
-FULL JOIN (SELECT model, count(*) AS n FROM pending_predictions GROUP BY model) actual
-    USING (model)
-WHERE coalesce(kept.n, 0) <> coalesce(actual.n, 0)
-ORDER BY model
-"""
-
-
 async def pending_counts_wrong(pool: asyncpg.Pool) -> list[tuple[str, int | None, int | None]]:
+    """Models whose kept pending count is not their rows': (model, kept, counted)."""
     async with pool.acquire() as conn:
-        rows = await conn.fetch(PENDING_COUNTS_WRONG)
+        rows = await conn.fetch(ingest_sql.PENDING_DRIFT)
     return [(r["model"], r["kept"], r["counted"]) for r in rows]
 
 

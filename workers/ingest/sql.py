@@ -260,14 +260,15 @@ SELECT
     (SELECT count(*) FROM dropped) AS dropped
 """
 
-# How far each model's kept pending count is from its rows (rows minus kept): read in one
-# snapshot, so a batch committed meanwhile moves both sides alike.
+# Models whose kept pending count is not their number of rows: read in one snapshot, so
+# a batch committed meanwhile moves both sides alike.
 PENDING_DRIFT = """
-SELECT model, coalesce(actual.n, 0) - coalesce(kept.n, 0) AS delta
+SELECT model, kept.n AS kept, actual.n AS counted
 FROM pending_counts kept
 FULL JOIN (SELECT model, count(*) AS n FROM pending_predictions GROUP BY model) actual
     USING (model)
 WHERE coalesce(kept.n, 0) <> coalesce(actual.n, 0)
+ORDER BY model
 """
 
 ADJUST_PENDING_COUNTS = """
@@ -572,7 +573,10 @@ async def mature(
 
 
 async def pending_drift(conn: Conn) -> dict[str, int]:
-    return {r["model"]: r["delta"] for r in await conn.fetch(PENDING_DRIFT)}
+    """Rows minus kept count, for each model where they differ."""
+    return {
+        r["model"]: (r["counted"] or 0) - (r["kept"] or 0) for r in await conn.fetch(PENDING_DRIFT)
+    }
 
 
 async def adjust_pending_counts(conn: Conn, deltas: Mapping[str, int]) -> None:
