@@ -89,10 +89,6 @@ async def _plans(conn: asyncpg.Connection, now: datetime, batch: int) -> dict[st
     names = sorted(TEST_MODELS)
     m = TEST_MODELS
     statements = {
-        "reject_impossible_outcomes": (
-            sql.REJECT_IMPOSSIBLE_OUTCOMES,
-            [outcome_ids, prediction_ids, timedelta(seconds=60)],
-        ),
         "attribute_entity_outcomes": (
             sql.ATTRIBUTE_ENTITY_OUTCOMES,
             [
@@ -113,6 +109,7 @@ async def _plans(conn: asyncpg.Connection, now: datetime, batch: int) -> dict[st
                 now,
                 ["ctr"],
                 [batch // 2],
+                timedelta(seconds=60),
             ],
         ),
         "existing_prediction_events": (sql.EXISTING_PREDICTION_EVENTS, [prediction_ids]),

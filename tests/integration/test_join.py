@@ -325,6 +325,33 @@ async def test_outcome_long_before_its_prediction_is_dead_lettered(harness: Harn
     assert await harness.scalar("SELECT count(*) FROM dead_letters") == 2
 
 
+async def test_an_impossible_outcome_never_labels_and_is_dead_lettered_once(
+    harness: Harness,
+) -> None:
+    """Rejection and labelling happen in one statement: the label must skip the outcome
+    being rejected, in either arrival order, and a redelivery must not reject it again."""
+    early, good = outcome("a", at=T0 - timedelta(hours=1), value=9.0), outcome("a", value=0.5)
+    pa = pred("a")
+    await harness.send(early, good, pa)
+    row = await harness.example("a")
+    assert row is not None and row["label"] == 0.5 and row["label_event_id"] == good.event_id
+    early_b, good_b = outcome("b", at=T0 - timedelta(hours=1), value=9.0), outcome("b", value=0.7)
+    await harness.send(pred("b"))
+    await harness.send(early_b, good_b)
+    row = await harness.example("b")
+    assert row is not None and row["label"] == 0.7
+    assert sorted(r.payload for r in harness.sink.rows) == sorted(
+        [early.to_bytes(), early_b.to_bytes()]
+    )
+    # Redelivered, both batches change nothing and reject nothing twice.
+    await harness.send(early, good, pa)
+    await harness.send(early_b, good_b)
+    assert len(harness.sink.rows) == 2
+    assert await harness.scalar("SELECT count(*) FROM dead_letters") == 2
+    rejected = "SELECT count(*) FROM outcomes WHERE rejected_reason IS NOT NULL"
+    assert await harness.scalar(rejected + " AND attributed_to IS NULL") == 2
+
+
 async def test_bad_messages_are_dead_lettered_and_the_rest_goes_on(harness: Harness) -> None:
     t = harness.settings.topics
     result = await harness.service.handle(

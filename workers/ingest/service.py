@@ -98,6 +98,7 @@ class IngestService:
         self._horizons = {
             name: timedelta(seconds=cfg.horizon_seconds) for name, cfg in settings.models.items()
         }
+        self._tolerance = timedelta(seconds=settings.time.max_outcome_before_prediction_seconds)
 
     async def handle(self, raws: Sequence[RawMessage]) -> BatchResult:
         """Process one batch; return only once everything in it is durable."""
@@ -152,7 +153,6 @@ class IngestService:
     ) -> BatchResult:
         models = self.settings.models
         horizon = self._horizons
-        tolerance = timedelta(seconds=self.settings.time.max_outcome_before_prediction_seconds)
         dead = list(batch.dead)
         async with self.pool.acquire() as conn, conn.transaction():
             predictions = batch.predictions
@@ -170,12 +170,7 @@ class IngestService:
             # Read the clock only once holding the lock: a batch that waited for the sweep
             # must not judge horizons by an earlier time than the sweep did.
             now = self.clock()
-            outcome_ids = [o.event_id for o in batch.outcomes]
             prediction_ids = [p.prediction_id for p in predictions]
-            rejected = await sql.reject_impossible_outcomes(
-                conn, outcome_ids, prediction_ids, tolerance
-            )
-            dead.extend(self._rejected_outcome_letters(batch, rejected))
             changed = await sql.attribute_entity_outcomes(
                 conn,
                 [o.event_id for o in batch.outcomes if o.prediction_id is None],
@@ -190,8 +185,10 @@ class IngestService:
             candidates = set(prediction_ids) | changed
             candidates |= {o.prediction_id for o in batch.outcomes if o.prediction_id}
             candidates |= {f.prediction_id for f in batch.feedback}
-            candidates |= {r["prediction_id"] for r in rejected}
-            matured = await sql.mature(conn, models, sorted(candidates), now, Counter(new.values()))
+            matured, rejected = await sql.mature(
+                conn, models, sorted(candidates), now, self._tolerance, Counter(new.values())
+            )
+            dead.extend(self._rejected_outcome_letters(batch.origin, rejected))
             await sql.insert_dead_letters(conn, dead)
         return BatchResult(consumed=consumed, valid=batch.valid_count, matured=matured, dead=dead)
 
@@ -224,11 +221,13 @@ class IngestService:
         ]
 
     def _rejected_outcome_letters(
-        self, batch: SortedBatch, rows: Sequence[asyncpg.Record]
+        self, origin: Mapping[str, RawMessage], rows: Sequence[asyncpg.Record]
     ) -> list[DeadLetterRow]:
+        """Dead letters for outcomes maturation rejected, with their bytes as consumed
+        (``origin``, by event id) or, stored earlier, rebuilt."""
         letters = []
         for r in rows:
-            raw = batch.origin.get(str(r["event_id"]))
+            raw = origin.get(str(r["event_id"]))
             if raw is None:
                 # Stored in an earlier batch; its prediction arrived now. Rebuild its bytes.
                 event = OutcomeObserved(
@@ -278,6 +277,7 @@ class IngestService:
     async def sweep(self) -> MatureCounts:
         """Mature predictions whose horizon has passed; run by the leader on a timer."""
         total = MatureCounts()
+        dead: list[DeadLetterRow] = []
         limit = self.settings.worker.sweep_batch
         while True:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -286,9 +286,19 @@ class IngestService:
                 ids = await sql.expired_pending(conn, sorted(self.settings.models), now, limit)
                 if not ids:
                     break
-                done = await sql.mature(conn, self.settings.models, ids, now)
+                done, rejected = await sql.mature(
+                    conn, self.settings.models, ids, now, self._tolerance
+                )
+                # Impossible outcomes are caught as their batch matures; one shows up
+                # here only if max_outcome_before_prediction_seconds changed meanwhile.
+                letters = self._rejected_outcome_letters({}, rejected)
+                await sql.insert_dead_letters(conn, letters)
+                dead += letters
                 total += done
             if len(ids) < limit or done == MatureCounts():
                 break
+        await self.publish_dead(dead)
+        for row in dead:
+            metrics.DEAD_LETTERS.labels(row.topic, row.error_type).inc()
         metrics.MATURED.labels("horizon").inc(total.labeled)
         return total

@@ -103,54 +103,16 @@ WHERE o.event_id = pick.event_id AND o.attributed_to IS DISTINCT FROM pick.new_p
 RETURNING pick.old_pid, pick.new_pid
 """
 
-# An outcome stamped well before the prediction it names cannot be its outcome.
-# Every table is reached by index lookups from the batch's ids (the row sets stay the
-# batch's size, whatever the tables hold): planner estimates on young or stale statistics
-# once chose a hash join over every stored outcome here, and a batch cost grew with the
-# table.
-REJECT_IMPOSSIBLE_OUTCOMES = """
-WITH touched AS (
-    -- OFFSET 0 keeps each lateral a lookup by key, never a join the planner may turn
-    -- into a scan (unanalyzed, "prediction_id = ANY" of 200 ids is guessed to match all,
-    -- and "event_id = ANY" of 1,000 ids was planned as a scan of every outcome).
-    SELECT o.event_id, o.prediction_id, o.observed_at
-    FROM unnest($1::uuid[]) AS batch(event_id)
-    CROSS JOIN LATERAL (
-        SELECT event_id, prediction_id, observed_at FROM outcomes
-        WHERE event_id = batch.event_id AND prediction_id IS NOT NULL
-          AND rejected_reason IS NULL OFFSET 0
-    ) o
-    UNION
-    SELECT o.event_id, o.prediction_id, o.observed_at
-    FROM unnest($2::text[]) AS batch(prediction_id)
-    CROSS JOIN LATERAL (
-        SELECT event_id, prediction_id, observed_at FROM outcomes
-        WHERE prediction_id = batch.prediction_id AND rejected_reason IS NULL OFFSET 0
-    ) o
-), impossible AS (
-    SELECT t.event_id, p.predicted_at
-    FROM touched t
-    CROSS JOIN LATERAL (
-        SELECT predicted_at FROM predictions WHERE prediction_id = t.prediction_id OFFSET 0
-    ) p
-    WHERE t.observed_at < p.predicted_at - $3::interval
-)
-UPDATE outcomes o
-SET rejected_reason = format(
-        'outcome observed at %s, %s s before its prediction (made %s)',
-        o.observed_at, round(extract(epoch FROM i.predicted_at - o.observed_at)), i.predicted_at),
-    attributed_to = NULL
-FROM impossible i
-WHERE o.event_id = ANY(ARRAY(SELECT event_id FROM impossible))
-  AND o.event_id = i.event_id
-RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.value,
-          o.observed_at, o.rejected_reason
-"""
-
 # Resolve the label of each candidate prediction from everything stored about it:
 # the earliest attributed outcome within the horizon, the latest feedback, and the
 # model's precedence and no-outcome policy. Inserting, relabelling and un-maturing
 # are all the same recomputation, so replaying any event changes nothing.
+# An outcome stamped more than $9 before the prediction it names cannot be its outcome:
+# it is rejected here (rows returned, for the dead-letter topic) and never labels.
+# Every candidate is checked, and the candidates include the predictions of the batch's
+# outcomes and the batch's predictions, so it is caught whichever of the two came first.
+# (Checked in the same statement as the labels, it costs one more key lookup per
+# candidate: a statement of its own took a quarter of the time under the lock.)
 # Predictions are never updated (migration 013): the result goes to labeled_examples,
 # pending_predictions or dropped_predictions, which only this statement changes (besides
 # the new predictions INSERT_PREDICTIONS adds to pending_predictions), and it keeps each
@@ -173,6 +135,7 @@ WITH cfg AS (
         SELECT o.value, o.observed_at, o.event_id FROM outcomes o
         WHERE o.attributed_to = p.prediction_id AND o.rejected_reason IS NULL
           AND o.observed_at <= p.horizon_ends_at
+          AND o.observed_at >= p.predicted_at - $9::interval  -- else rejected below
         ORDER BY o.observed_at, o.event_id
         LIMIT 1) oc ON true
     LEFT JOIN LATERAL (
@@ -189,6 +152,29 @@ WITH cfg AS (
              WHEN horizon_ends_at <= $6 THEN 'dropped'
         END AS resolution
     FROM cand
+), impossible AS (
+    -- OFFSET 0 keeps each lateral a lookup by key (see test_ingest_plans.py). An
+    -- entity's outcome is attributed only to a prediction made before it.
+    SELECT o.event_id, c.predicted_at
+    FROM resolved c
+    CROSS JOIN LATERAL (
+        SELECT event_id FROM outcomes
+        WHERE attributed_to = c.prediction_id AND prediction_id IS NOT NULL
+          AND rejected_reason IS NULL AND observed_at < c.predicted_at - $9::interval
+        OFFSET 0
+    ) o
+), rejected AS (
+    UPDATE outcomes o
+    SET rejected_reason = format(
+            'outcome observed at %s, %s s before its prediction (made %s)',
+            o.observed_at, round(extract(epoch FROM i.predicted_at - o.observed_at)),
+            i.predicted_at),
+        attributed_to = NULL
+    FROM impossible i
+    WHERE o.event_id = ANY(ARRAY(SELECT event_id FROM impossible))
+      AND o.event_id = i.event_id
+    RETURNING o.event_id, o.prediction_id, o.entity_id, o.model, o.outcome_kind, o.value,
+              o.observed_at, o.rejected_reason
 ), labeled AS (
     SELECT r.*,
         CASE resolution WHEN 'feedback' THEN fb_label WHEN 'outcome' THEN oc_value
@@ -253,11 +239,14 @@ WITH cfg AS (
     WHERE prediction_id = ANY(ARRAY(
         SELECT prediction_id FROM resolved WHERE resolution IS DISTINCT FROM 'dropped'))
 )
-SELECT
+-- The counts, on every row; one row per rejected outcome (or one of nulls).
+SELECT n.*, r.*
+FROM (SELECT
     (SELECT count(*) FROM upserted WHERE inserted) AS labeled,
     (SELECT count(*) FROM upserted WHERE NOT inserted) AS relabeled,
     (SELECT count(*) FROM unlabeled) AS unlabeled,
-    (SELECT count(*) FROM dropped) AS dropped
+    (SELECT count(*) FROM dropped) AS dropped) n
+LEFT JOIN rejected r ON true
 """
 
 # Models whose kept pending count is not their number of rows: read in one snapshot, so
@@ -532,32 +521,25 @@ async def attribute_entity_outcomes(
     return {pid for r in rows for pid in (r["old_pid"], r["new_pid"]) if pid is not None}
 
 
-async def reject_impossible_outcomes(
-    conn: Conn,
-    outcome_ids: Sequence[UUID],
-    prediction_ids: Sequence[str],
-    tolerance: timedelta,
-) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        REJECT_IMPOSSIBLE_OUTCOMES, list(outcome_ids), list(prediction_ids), tolerance
-    )
-
-
 async def mature(
     conn: Conn,
     models: dict[str, ModelConfig],
     prediction_ids: Sequence[str],
     now: datetime,
+    tolerance: timedelta,
     added: Mapping[str, int] | None = None,
-) -> MatureCounts:
-    """``added``: how many pending rows this transaction's insert_predictions made, by
+) -> tuple[MatureCounts, list[asyncpg.Record]]:
+    """Mature the candidates; return the counts and the outcomes rejected as stamped more
+    than ``tolerance`` before their prediction (for the dead-letter topic).
+
+    ``added``: how many pending rows this transaction's insert_predictions made, by
     model, for pending_counts (maturation keeps it, under the maturation lock)."""
     added = added or {}
     if not prediction_ids:
         assert not added, "new pending predictions are always candidates"
-        return MatureCounts()
+        return MatureCounts(), []
     names = sorted(models)
-    row = await conn.fetchrow(
+    rows = await conn.fetch(
         MATURE,
         names,
         [models[n].feedback_wins for n in names],
@@ -567,9 +549,11 @@ async def mature(
         now,
         list(added),
         list(added.values()),
+        tolerance,
     )
-    assert row is not None
-    return MatureCounts(row["labeled"], row["relabeled"], row["unlabeled"], row["dropped"])
+    n = rows[0]
+    counts = MatureCounts(n["labeled"], n["relabeled"], n["unlabeled"], n["dropped"])
+    return counts, [r for r in rows if r["event_id"] is not None]
 
 
 async def pending_drift(conn: Conn) -> dict[str, int]:
