@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pytest
@@ -29,6 +30,34 @@ def test_count_window_matches_direct_computation() -> None:
     assert values["mae"] == pytest.approx(np.abs(err).mean())
     assert values["rmse"] == pytest.approx(np.sqrt((err**2).mean()))
     assert values["bias"] == pytest.approx(err.mean())
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+def test_bulk_updates_give_the_windows_of_one_by_one_updates(task: str) -> None:
+    """The monitor's live tail feeds the windows in bulk (numpy); the result must be what
+    feeding the same examples one at a time gives, late examples and all."""
+    rng = np.random.default_rng(3)
+    n = 5_000
+    p = rng.random(n)
+    y = (rng.random(n) < p).astype(float) if task == "binary" else rng.random(n)
+    seconds = np.cumsum(rng.exponential(0.7, n))  # about 1 h of traffic, in order...
+    late = rng.choice(n, 40, replace=False)
+    seconds[late] -= rng.uniform(0, 2_000, 40)  # ...but for a few late ones
+    at = [T0 + dt.timedelta(seconds=float(s)) for s in seconds]
+    one = QualityTracker(task, [200, 1_000], [600, 3_600])  # type: ignore[arg-type]
+    bulk = QualityTracker(task, [200, 1_000], [600, 3_600])  # type: ignore[arg-type]
+    for i in range(n):
+        one.update(float(p[i]), float(y[i]), at[i])
+    stamps = np.array([t.timestamp() for t in at])
+    cuts = [0, 1, 7, 150, 1_200, 1_201, 3_000, n]  # chunks smaller and larger than a window
+    for lo, hi in itertools.pairwise(cuts):
+        bulk.update_many(p[lo:hi], y[lo:hi], stamps[lo:hi])
+    assert bulk.total == one.total == n
+    expected, got = one.snapshot(), bulk.snapshot()
+    assert got.keys() == expected.keys() == {"last_200", "last_1000", "10m", "1h"}
+    for window, (values, count) in expected.items():
+        assert got[window][1] == count, window
+        assert got[window][0] == pytest.approx(values, rel=1e-9, abs=1e-12), window
 
 
 def test_time_window_keeps_only_its_period() -> None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 from river import stats
 
 from workers.monitor.time_buckets import CountWindow, TimeBucketWindow
@@ -71,6 +72,14 @@ class QualityTracker:
             counted.update(prediction, label)
         for timed in self.timed.values():
             timed.update(prediction, label, at)
+
+    def update_many(self, predictions: np.ndarray, labels: np.ndarray, at: np.ndarray) -> None:
+        """``update`` with each example in turn (``at``: epoch seconds), in numpy."""
+        self.total += len(predictions)
+        for counted in self.counted.values():
+            counted.update_many(predictions, labels)
+        for timed in self.timed.values():
+            timed.update_many(predictions, labels, at)
 
     def snapshot(self) -> dict[str, tuple[dict[str, float], int]]:
         """window -> ({metric: value}, n)."""

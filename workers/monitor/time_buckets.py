@@ -61,6 +61,25 @@ class Sums:
         b = min(int(p * AUC_BINS), AUC_BINS - 1)
         (self.pos_hist if positive else self.neg_hist)[b] += sign
 
+    @classmethod
+    def of(cls, predictions: np.ndarray, labels: np.ndarray, binary: bool) -> Sums:
+        """The sums of many pairs at once: what ``add`` of each gives, but in numpy."""
+        e = predictions - labels
+        s = cls(len(e), float(np.abs(e).sum()), float((e * e).sum()), float(e.sum()))
+        if not binary:
+            return s
+        positive, said = labels >= THRESHOLD, predictions >= THRESHOLD
+        s.tp = int((positive & said).sum())
+        s.fp = int((~positive & said).sum())
+        s.tn = int((~positive & ~said).sum())
+        s.fn = int((positive & ~said).sum())
+        p = np.clip(predictions, 1e-15, 1 - 1e-15)
+        s.log_loss = float(-np.log(np.where(positive, p, 1 - p)).sum())
+        bins = np.minimum((p * AUC_BINS).astype(np.int64), AUC_BINS - 1)
+        s.pos_hist = np.bincount(bins[positive], minlength=AUC_BINS).astype(np.int64)
+        s.neg_hist = np.bincount(bins[~positive], minlength=AUC_BINS).astype(np.int64)
+        return s
+
     def merge(self, other: Sums) -> None:
         for name in ("n", "abs_err", "sq_err", "err", "tp", "fp", "tn", "fn", "log_loss"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -119,6 +138,16 @@ class CountWindow:
                 for p, y in self._pairs:
                     self.sums.add(p, y, self.binary)
 
+    def update_many(self, predictions: np.ndarray, labels: np.ndarray) -> None:
+        """``update`` with each pair in turn, at once: the window's sums are made afresh."""
+        keep = min(len(predictions), self.size)
+        self._pairs.extend(zip(predictions[-keep:].tolist(), labels[-keep:].tolist(), strict=True))
+        while len(self._pairs) > self.size:
+            self._pairs.popleft()
+        pairs = np.array(self._pairs, dtype=np.float64).reshape(-1, 2)
+        self.sums = Sums.of(pairs[:, 0], pairs[:, 1], self.binary)
+        self._removed = 0
+
     def snapshot(self) -> tuple[dict[str, float], int] | None:
         if self.sums.n == 0:
             return None
@@ -146,12 +175,33 @@ class TimeBucketWindow:
             sums.add(prediction, label, self.binary)
             self._buckets.append((start, sums))
         else:  # late (rare; examples arrive in order): its bucket, made if missing
-            self._add_late(prediction, label, start)
+            late = Sums()
+            late.add(prediction, label, self.binary)
+            self._add_late(late, start)
+        self._evict()
+
+    def update_many(self, predictions: np.ndarray, labels: np.ndarray, at: np.ndarray) -> None:
+        """``update`` with each example in turn (``at``: epoch seconds), a bucket's run of
+        examples at a time."""
+        starts = at - at % self.width
+        cuts = (np.flatnonzero(np.diff(starts)) + 1).tolist()
+        for lo, hi in zip([0, *cuts], [*cuts, len(starts)], strict=True):
+            start = float(starts[lo])
+            sums = Sums.of(predictions[lo:hi], labels[lo:hi], self.binary)
+            if self._buckets and self._buckets[-1][0] == start:
+                self._buckets[-1][1].merge(sums)
+            elif not self._buckets or start > self._buckets[-1][0]:
+                self._buckets.append((start, sums))
+            else:
+                self._add_late(sums, start)
+            self._evict()
+
+    def _evict(self) -> None:
         newest = self._buckets[-1][0] + self.width
         while self._buckets and self._buckets[0][0] + self.width <= newest - self.period:
             self._buckets.popleft()
 
-    def _add_late(self, prediction: float, label: float, start: float) -> None:
+    def _add_late(self, late: Sums, start: float) -> None:
         if start <= self._buckets[-1][0] - self.period:
             return  # already out of the window (the rule update evicts by)
         for i, (bucket_start, sums) in enumerate(self._buckets):
@@ -159,7 +209,7 @@ class TimeBucketWindow:
                 if bucket_start > start:
                     sums = Sums()
                     self._buckets.insert(i, (start, sums))
-                sums.add(prediction, label, self.binary)
+                sums.merge(late)
                 return
 
     def snapshot(self) -> tuple[dict[str, float], int] | None:
