@@ -49,7 +49,9 @@ def test_bulk_updates_give_the_windows_of_one_by_one_updates(task: str) -> None:
     for i in range(n):
         one.update(float(p[i]), float(y[i]), at[i])
     stamps = np.array([t.timestamp() for t in at])
-    cuts = [0, 1, 7, 150, 1_200, 1_201, 3_000, n]  # chunks smaller and larger than a window
+    # Chunks smaller and larger than a window: pairs pushed out, a window made afresh.
+    sizes = [1, 6, 143, 1_050, 1, 1_799, *rng.integers(1, 400, 40).tolist()]
+    cuts = sorted({0, n, *(c for c in itertools.accumulate(sizes) if c < n)})
     for lo, hi in itertools.pairwise(cuts):
         bulk.update_many(p[lo:hi], y[lo:hi], stamps[lo:hi])
     assert bulk.total == one.total == n

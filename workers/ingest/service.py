@@ -290,7 +290,8 @@ class IngestService:
                     conn, self.settings.models, ids, now, self._tolerance
                 )
                 # Impossible outcomes are caught as their batch matures; one shows up
-                # here only if max_outcome_before_prediction_seconds changed meanwhile.
+                # here only if max_outcome_before_prediction_seconds was lowered since, or
+                # its model was configured again.
                 letters = self._rejected_outcome_letters({}, rejected)
                 await sql.insert_dead_letters(conn, letters)
                 dead += letters

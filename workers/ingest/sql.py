@@ -112,7 +112,11 @@ RETURNING pick.old_pid, pick.new_pid
 # Every candidate is checked, and the candidates include the predictions of the batch's
 # outcomes and the batch's predictions, so it is caught whichever of the two came first.
 # (Checked in the same statement as the labels, it costs one more key lookup per
-# candidate: a statement of its own took a quarter of the time under the lock.)
+# candidate: a statement of its own took a quarter of the time under the lock.) Only
+# predictions of configured models are candidates: an outcome for one of a model since
+# removed from the settings is neither checked nor ever used.
+# The label skips an outcome too early under the current setting even when it was stored
+# under a looser one; such an outcome is rejected the next time its prediction matures.
 # Predictions are never updated (migration 013): the result goes to labeled_examples,
 # pending_predictions or dropped_predictions, which only this statement changes (besides
 # the new predictions INSERT_PREDICTIONS adds to pending_predictions), and it keeps each
@@ -135,7 +139,7 @@ WITH cfg AS (
         SELECT o.value, o.observed_at, o.event_id FROM outcomes o
         WHERE o.attributed_to = p.prediction_id AND o.rejected_reason IS NULL
           AND o.observed_at <= p.horizon_ends_at
-          AND o.observed_at >= p.predicted_at - $9::interval  -- else rejected below
+          AND o.observed_at >= p.predicted_at - $9::interval  -- else impossible (below)
         ORDER BY o.observed_at, o.event_id
         LIMIT 1) oc ON true
     LEFT JOIN LATERAL (

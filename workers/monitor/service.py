@@ -39,6 +39,9 @@ from workers.shadow.tracker import ShadowTracker
 
 log = logging.getLogger(__name__)
 ALL = ""  # the segment of all traffic
+# Fewer examples of one version in a row than this are fed one by one: numpy's fixed cost
+# per call is worth it only for a run of them.
+BULK_MIN = 32
 
 
 @dataclass
@@ -347,14 +350,17 @@ class MonitorService:
     ) -> list[DriftDetected]:
         """Live examples of one version, in order. Its windows take them in bulk (numpy:
         they were half the monitor's CPU one by one); challengers and the error detector
-        still see each one. Segmented models, and a reference still filling, go one by one."""
+        still see each one. Segmented models, a reference still filling and short runs go one
+        by one."""
         cfg = self.models.get(model)
         if cfg is None:
             return []
         state = self._state(model, version)
         found: list[DriftDetected] = []
-        filling = state.reference_size - state.reference.total
-        one_by_one = len(run) if cfg.monitor.segments else max(filling, 0)
+        filling = max(state.reference_size - state.reference.total, 0)
+        # A short run (versions or models interleaved) costs less one by one than in numpy.
+        bulk = not cfg.monitor.segments and len(run) - filling >= BULK_MIN
+        one_by_one = filling if bulk else len(run)
         for row in run[:one_by_one]:
             found += self._feed(_example(row, features), alerting=True)
         run = run[one_by_one:]

@@ -80,11 +80,12 @@ class Sums:
         s.neg_hist = np.bincount(bins[~positive], minlength=AUC_BINS).astype(np.int64)
         return s
 
-    def merge(self, other: Sums) -> None:
+    def merge(self, other: Sums, sign: int = 1) -> None:
+        """Add ``other``'s pairs (``sign`` -1: take them off)."""
         for name in ("n", "abs_err", "sq_err", "err", "tp", "fp", "tn", "fn", "log_loss"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.pos_hist = self.pos_hist + other.pos_hist
-        self.neg_hist = self.neg_hist + other.neg_hist
+            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
+        self.pos_hist = self.pos_hist + sign * other.pos_hist
+        self.neg_hist = self.neg_hist + sign * other.neg_hist
 
     def metrics(self, binary: bool) -> dict[str, float]:
         n = self.n
@@ -139,14 +140,24 @@ class CountWindow:
                     self.sums.add(p, y, self.binary)
 
     def update_many(self, predictions: np.ndarray, labels: np.ndarray) -> None:
-        """``update`` with each pair in turn, at once: the window's sums are made afresh."""
-        keep = min(len(predictions), self.size)
-        self._pairs.extend(zip(predictions[-keep:].tolist(), labels[-keep:].tolist(), strict=True))
-        while len(self._pairs) > self.size:
-            self._pairs.popleft()
-        pairs = np.array(self._pairs, dtype=np.float64).reshape(-1, 2)
-        self.sums = Sums.of(pairs[:, 0], pairs[:, 1], self.binary)
-        self._removed = 0
+        """``update`` with each pair in turn, at once: the new pairs' sums in, those of the
+        pairs they push out taken off (O(pairs), whatever the window's size)."""
+        if len(predictions) >= self.size:  # the window is these pairs' last `size` alone
+            p, y = predictions[-self.size :], labels[-self.size :]
+            self._pairs = deque(zip(p.tolist(), y.tolist(), strict=True))
+            self.sums, self._removed = Sums.of(p, y, self.binary), 0
+            return
+        self._pairs.extend(zip(predictions.tolist(), labels.tolist(), strict=True))
+        self.sums.merge(Sums.of(predictions, labels, self.binary))
+        out = len(self._pairs) - self.size
+        if out <= 0:
+            return
+        gone = np.array([self._pairs.popleft() for _ in range(out)], dtype=np.float64)
+        self.sums.merge(Sums.of(gone[:, 0], gone[:, 1], self.binary), sign=-1)
+        self._removed += out
+        if self._removed >= self.size:  # afresh now and then: no rounding builds up
+            pairs = np.array(self._pairs, dtype=np.float64)
+            self.sums, self._removed = Sums.of(pairs[:, 0], pairs[:, 1], self.binary), 0
 
     def snapshot(self) -> tuple[dict[str, float], int] | None:
         if self.sums.n == 0:
