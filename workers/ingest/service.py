@@ -106,8 +106,6 @@ class IngestService:
         await self.publish_dead(result.dead)
         for topic, n in Counter(raw.topic for raw in raws).items():
             metrics.EVENTS_IN.labels(topic).inc(n)
-        for row in result.dead:
-            metrics.DEAD_LETTERS.labels(row.topic, row.error_type).inc()
         m = result.matured
         metrics.MATURED.labels("labeled").inc(m.labeled)
         metrics.MATURED.labels("relabeled").inc(m.relabeled)
@@ -248,9 +246,12 @@ class IngestService:
     async def publish_dead(self, rows: Sequence[DeadLetterRow]) -> None:
         """Publish dead letters already stored, then record which went out. One the broker
         refuses is marked with why and left to the outbox; it never holds a batch (its
-        message is safe in PostgreSQL, so the offset may move on)."""
+        message is safe in PostgreSQL, so the offset may move on). Counts each in the
+        dead-letter metric."""
         if not rows:
             return
+        for row in rows:
+            metrics.DEAD_LETTERS.labels(row.topic, row.error_type).inc()
         await publish_dead_letters(self.sink, self.pool, rows)
 
     async def republish(self, *, grace: timedelta = timedelta(seconds=30)) -> int:
@@ -299,7 +300,5 @@ class IngestService:
             if len(ids) < limit or done == MatureCounts():
                 break
         await self.publish_dead(dead)
-        for row in dead:
-            metrics.DEAD_LETTERS.labels(row.topic, row.error_type).inc()
         metrics.MATURED.labels("horizon").inc(total.labeled)
         return total

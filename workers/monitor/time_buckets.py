@@ -133,11 +133,8 @@ class CountWindow:
         if len(self._pairs) > self.size:
             self.sums.remove(*self._pairs.popleft(), self.binary)
             self._removed += 1
-            if self._removed >= self.size:  # re-add from scratch: no rounding builds up
-                self._removed = 0
-                self.sums = Sums()
-                for p, y in self._pairs:
-                    self.sums.add(p, y, self.binary)
+            if self._removed >= self.size:
+                self._afresh()
 
     def update_many(self, predictions: np.ndarray, labels: np.ndarray) -> None:
         """``update`` with each pair in turn, at once: the new pairs' sums in, those of the
@@ -155,9 +152,14 @@ class CountWindow:
         gone = np.array([self._pairs.popleft() for _ in range(out)], dtype=np.float64)
         self.sums.merge(Sums.of(gone[:, 0], gone[:, 1], self.binary), sign=-1)
         self._removed += out
-        if self._removed >= self.size:  # afresh now and then: no rounding builds up
-            pairs = np.array(self._pairs, dtype=np.float64)
-            self.sums, self._removed = Sums.of(pairs[:, 0], pairs[:, 1], self.binary), 0
+        if self._removed >= self.size:
+            self._afresh()
+
+    def _afresh(self) -> None:
+        """The sums made again from the pairs held: no rounding builds up from taking
+        pairs off."""
+        pairs = np.array(self._pairs, dtype=np.float64).reshape(-1, 2)
+        self.sums, self._removed = Sums.of(pairs[:, 0], pairs[:, 1], self.binary), 0
 
     def snapshot(self) -> tuple[dict[str, float], int] | None:
         if self.sums.n == 0:
@@ -181,14 +183,10 @@ class TimeBucketWindow:
         start = t - t % self.width
         if self._buckets and self._buckets[-1][0] == start:
             self._buckets[-1][1].add(prediction, label, self.binary)
-        elif not self._buckets or start > self._buckets[-1][0]:
+        else:
             sums = Sums()
             sums.add(prediction, label, self.binary)
-            self._buckets.append((start, sums))
-        else:  # late (rare; examples arrive in order): its bucket, made if missing
-            late = Sums()
-            late.add(prediction, label, self.binary)
-            self._add_late(late, start)
+            self._place(start, sums)
         self._evict()
 
     def update_many(self, predictions: np.ndarray, labels: np.ndarray, at: np.ndarray) -> None:
@@ -197,15 +195,19 @@ class TimeBucketWindow:
         starts = at - at % self.width
         cuts = (np.flatnonzero(np.diff(starts)) + 1).tolist()
         for lo, hi in zip([0, *cuts], [*cuts, len(starts)], strict=True):
-            start = float(starts[lo])
             sums = Sums.of(predictions[lo:hi], labels[lo:hi], self.binary)
-            if self._buckets and self._buckets[-1][0] == start:
-                self._buckets[-1][1].merge(sums)
-            elif not self._buckets or start > self._buckets[-1][0]:
-                self._buckets.append((start, sums))
-            else:
-                self._add_late(sums, start)
+            self._place(float(starts[lo]), sums)
             self._evict()
+
+    def _place(self, start: float, sums: Sums) -> None:
+        """Add ``sums`` to the bucket starting at ``start``: the newest, a new one, or
+        (late: rare, examples arrive in order) an older one, made if missing."""
+        if self._buckets and self._buckets[-1][0] == start:
+            self._buckets[-1][1].merge(sums)
+        elif not self._buckets or start > self._buckets[-1][0]:
+            self._buckets.append((start, sums))
+        else:
+            self._add_late(sums, start)
 
     def _evict(self) -> None:
         newest = self._buckets[-1][0] + self.width
