@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench [--parts 1,2,3,4,5] [--events 150000] [--small-rows 100000]
         [--big-rows 5000000] [--latency-seconds 60] [--steady-seconds 600] [--rounds 3]
-        [--quick] [--write BENCHMARKS.md]
+        [--pair-rounds 4] [--quick] [--write BENCHMARKS.md]
 
 Starts the embedded Tansu broker and PostgreSQL (fresh, under <data_dir>/bench) and
 measures, in one run:
@@ -16,9 +16,11 @@ measures, in one run:
    per-event Faust agent, one INSERT per event (``benchmarks/naive_agent.py``); (c) the
    worker ``--role all`` with monitoring, an alert rule and River challengers on; (d) the
    worker ``--role ingest``. (b), (c) and (d) run ``--rounds`` times, interleaved in a
-   rotated order, and each one's median round is shown: on a shared machine a single
-   drain can run 15-25% slow. Events/s, CPU per event of the consumer, PostgreSQL and the
-   broker (from /proc), lost and doubled events read back from PostgreSQL.
+   rotated order, then (c) and (d) ``--pair-rounds`` times more, alternating which goes
+   first; each one's median round is shown, and monitoring on vs off is the median of the
+   rounds' (c)/(d) ratios: on a shared machine a single drain can run 15-25% slow.
+   Events/s, CPU per event of the consumer, PostgreSQL and the broker (from /proc), lost
+   and doubled events read back from PostgreSQL.
 2. ``IngestService.handle()`` batch time on ``--small-rows`` against ``--big-rows`` stored
    rows (pre-filled with generate_series), the same fresh batches, interleaved.
 3. Outcome-to-metric latency through the worker ``--role all`` at half of (c)'s rate.
@@ -951,7 +953,8 @@ async def run_bench(
         await settle(base)  # each drain starts after a checkpoint, none inside it
         order: list[str] = []
         if 1 in parts:  # the references, then the compared drains in interleaved rounds
-            order += ["getmany", "floor", *[k for n in range(opts.rounds) for k in round_order(n)]]
+            rounds = range(opts.rounds + opts.pair_rounds)
+            order += ["getmany", "floor", *[k for n in rounds for k in round_order(n, opts.rounds)]]
         if 5 in parts:
             order += ([] if 1 in parts else ["ingest"]) + ["ingest x2"]
         done: dict[str, int] = {}
@@ -1047,6 +1050,12 @@ def _rounds(value: str) -> int:
     return int(value)
 
 
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"a whole number >= 0: {value!r}")
+    return int(value)
+
+
 def _challengers(value: str) -> tuple[str, ...]:
     names = tuple(v.strip() for v in value.split(",") if v.strip() and v.strip() != "none")
     unknown = [n for n in names if n not in CHALLENGERS]
@@ -1086,6 +1095,12 @@ def _parser() -> argparse.ArgumentParser:
         type=_rounds,
         help=f"part 1: drains (b), (c), (d) repeated, interleaved; medians ({default.rounds})",
     )
+    parser.add_argument(
+        "--pair-rounds",
+        type=_count,
+        help="part 1: then (c) and (d) alone this many rounds more, alternating which goes "
+        f"first, for the monitoring on/off ratio ({default.pair_rounds})",
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument("--write", type=Path, default=None, help="e.g. BENCHMARKS.md")
     return parser
@@ -1106,6 +1121,7 @@ def options_from(args: argparse.Namespace) -> Options:
         "seed": args.seed,
         "challengers": args.challengers,
         "rounds": args.rounds,
+        "pair_rounds": args.pair_rounds,
     }
     return replace(opts, **{k: v for k, v in given.items() if v is not None})
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from benchmarks import bench
 from benchmarks import bench_stats as st
 from benchmarks.bench import run_bench
-from benchmarks.bench_report import SECTION, markdown, rich_tables
+from benchmarks.bench_report import SECTION, markdown, paired_ratio, rich_tables
 from benchmarks.bench_results import Drain, Options, Results, median_drain, round_order
 from tests.conftest import Infra, SettingsFactory
 
@@ -33,16 +33,17 @@ async def test_parts_1_and_2_drain_everything_and_report(
         idle_cap=4.0,
         timeout=90.0,
         rounds=2,
+        pair_rounds=1,
     )
     # run_bench makes a database, app id and topics of its own per consumer.
     results = await run_bench(make_settings(), opts, tmp_path / "logs", broker_pid=infra.broker.pid)
 
     assert results.errors == {}
     assert list(results.drains) == ["getmany", "floor", "naive", "all", "ingest"]
-    assert {k: len(v) for k, v in results.rounds.items()} == {"naive": 2, "all": 2, "ingest": 2}
+    assert {k: len(v) for k, v in results.rounds.items()} == {"naive": 2, "all": 3, "ingest": 3}
     for key, rounds in results.rounds.items():
         assert results.drains[key] in rounds  # the median round, a real drain
-    assert len(results.every_drain) == 8
+    assert len(results.every_drain) == 10
     for drain in results.every_drain:
         detail = (drain.key, drain.error, drain.notes)
         assert drain.error is None, detail
@@ -66,10 +67,11 @@ async def test_parts_1_and_2_drain_everything_and_report(
     assert "### 1. Draining one backlog" in text and "### 2. Batch time" in text
     assert "**Monitoring on vs off:**" in text and "**Lost / doubled:** none" in text
     assert "**The storage floor:**" in text
-    assert "| (d) worker `--role ingest`: monitoring off (median of 2 rounds)" in text
-    assert (
-        "ran in 2 rounds" in text and "| median |" in text and "| 2 | all, ingest, naive |" in text
-    )
+    assert "| (d) worker `--role ingest`: monitoring off (median of 3 rounds)" in text
+    assert "ran in 2 rounds" in text and "then (c) and (d) in 1 more" in text
+    assert "| median |" in text and "| 2 | all, ingest, naive |" in text
+    assert "| 3 | ingest, all | - |" in text  # a pair round: no naive drain
+    assert "the median of the rounds' ratios" in text
     console = Console(record=True, width=200)
     for table in rich_tables(results):
         console.print(table)
@@ -114,11 +116,13 @@ def test_cpu_and_rates_from_samples() -> None:
 
 
 def test_rounds_rotate_and_the_median_round_is_shown() -> None:
-    assert [round_order(n) for n in range(4)] == [
+    assert [round_order(n, rounds=4) for n in range(6)] == [
         ("naive", "all", "ingest"),
         ("all", "ingest", "naive"),
         ("ingest", "naive", "all"),
         ("naive", "all", "ingest"),
+        ("ingest", "all"),  # then (c) and (d) alone, alternating which goes first
+        ("all", "ingest"),
     ]
 
     def drain(seconds: float | None, error: str | None = None) -> Drain:
@@ -134,9 +138,27 @@ def test_rounds_rotate_and_the_median_round_is_shown() -> None:
     assert results.failed == ["all: died"]
 
 
+def test_monitoring_on_vs_off_is_the_median_of_side_by_side_ratios() -> None:
+    def drains(key: str, *seconds: float) -> list[Drain]:
+        return [Drain(key, key, 3000, stored=3000, seconds=s) for s in seconds]
+
+    # One slow spell of the machine (round 3) slows the one (c) drain it covered: the
+    # medians' ratio (1,500 / 3,000) makes that the cost of monitoring; the rounds' don't.
+    rounds = {"all": drains("all", 1.0, 2.2, 2.0), "ingest": drains("ingest", 1.0, 2.0, 1.0)}
+    results = Results(Options(), rounds=rounds)
+    assert paired_ratio(results, "all", "ingest") == pytest.approx(1 / 1.1)
+    assert (
+        paired_ratio(
+            Results(Options(), rounds={k: v[:1] for k, v in rounds.items()}), "all", "ingest"
+        )
+        is None
+    )  # one round: no median of ratios
+
+
 def test_the_command_line_takes_rounds_and_refuses_none() -> None:
     parse = bench._parser().parse_args
     assert bench.options_from(parse(["--rounds", "5"])).rounds == 5
+    assert bench.options_from(parse(["--pair-rounds", "0"])).pair_rounds == 0
     assert bench.options_from(parse(["--quick"])).rounds == Options().rounds == 3
     with pytest.raises(SystemExit) as refused:
         parse(["--rounds", "0"])
