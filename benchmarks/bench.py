@@ -966,13 +966,23 @@ async def run_bench(
             async def one(key: str = key, label: str = label) -> None:
                 assert b is not None
                 report = bars(label, b.events)
-                if key in ("getmany", "floor"):
-                    drain = await drain_getmany(base, b, opts, pids, report, floor=key == "floor")
-                elif key == "naive":
-                    drain = await drain_naive(base, b, opts, pids, log_dir, report)
-                else:
-                    roles = WORKER_ROLES[key]
-                    drain = await drain_workers(base, b, key, roles, opts, pids, log_dir, report)
+                try:
+                    if key in ("getmany", "floor"):
+                        drain = await drain_getmany(
+                            base, b, opts, pids, report, floor=key == "floor"
+                        )
+                    elif key == "naive":
+                        drain = await drain_naive(base, b, opts, pids, log_dir, report)
+                    else:
+                        roles = WORKER_ROLES[key]
+                        drain = await drain_workers(
+                            base, b, key, roles, opts, pids, log_dir, report
+                        )
+                except Exception as exc:
+                    if key in ROUNDED:  # the round stays in its place, failed
+                        failed = Drain(key, LABELS[key], b.events, error=f"{exc!r}")
+                        results.rounds.setdefault(key, []).append(failed)
+                    raise
                 if key in ROUNDED:
                     results.rounds.setdefault(key, []).append(drain)
                 else:
@@ -1044,16 +1054,13 @@ def _parts(value: str) -> tuple[int, ...]:
     return parts
 
 
-def _rounds(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"rounds is a whole number >= 1: {value!r}")
-    return int(value)
+def _whole(minimum: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not value.isdigit() or int(value) < minimum:
+            raise argparse.ArgumentTypeError(f"a whole number >= {minimum}: {value!r}")
+        return int(value)
 
-
-def _count(value: str) -> int:
-    if not value.isdigit():
-        raise argparse.ArgumentTypeError(f"a whole number >= 0: {value!r}")
-    return int(value)
+    return parse
 
 
 def _challengers(value: str) -> tuple[str, ...]:
@@ -1092,12 +1099,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rounds",
-        type=_rounds,
+        type=_whole(1),
         help=f"part 1: drains (b), (c), (d) repeated, interleaved; medians ({default.rounds})",
     )
     parser.add_argument(
         "--pair-rounds",
-        type=_count,
+        type=_whole(0),
         help="part 1: then (c) and (d) alone this many rounds more, alternating which goes "
         f"first, for the monitoring on/off ratio ({default.pair_rounds})",
     )

@@ -75,7 +75,7 @@ def drain_claims(r: Results) -> list[str]:
             f"`--role ingest` at {st.fmt_int(i.rate)}"
             + (
                 f" ({st.fmt_ratio(st.ratio(c.rate, i.rate))}); the median of the rounds' "
-                f"ratios, each of two drains side by side, is {st.fmt_ratio(paired)}"
+                f"ratios, each of two drains of one round, is {st.fmt_ratio(paired)}"
                 if paired is not None
                 else f": {st.fmt_ratio(on_off)}"
             )
@@ -168,24 +168,28 @@ def drain_claims(r: Results) -> list[str]:
     return lines
 
 
-def paired_ratio(r: Results, top: str, bottom: str) -> float | None:
-    """The median of the rounds' ``top``/``bottom`` ratios (None under two rounds): each
-    compares two drains run next to each other, so a slow spell of the machine moves
-    both sides of one ratio rather than one side of the medians'."""
+def _round_ratios(r: Results, top: str, bottom: str) -> list[float | None]:
+    """The ratio of the two consumers' drains in each round (a failed drain keeps its
+    round's place, with no ratio)."""
     pairs = zip(r.rounds.get(top, []), r.rounds.get(bottom, []), strict=False)
-    ratios = [x for x in (st.ratio(a.rate, b.rate) for a, b in pairs) if x is not None]
+    return [st.ratio(a.rate, b.rate) for a, b in pairs]
+
+
+def paired_ratio(r: Results, top: str, bottom: str) -> float | None:
+    """The median (mean of the middle two for an even count) of the rounds'
+    ``top``/``bottom`` ratios, None under two: each compares two drains of one round,
+    minutes apart, so a slow spell of the machine moves both sides of one ratio rather
+    than one side of the medians' ratio."""
+    ratios = [x for x in _round_ratios(r, top, bottom) if x is not None]
     return statistics.median(ratios) if len(ratios) >= 2 else None
 
 
 def _per_round(r: Results, top: str, bottom: str) -> str:
-    """`` (rounds: 0.95x, 0.88x, 1.01x)``: the ratio of the two consumers' drains in each
-    round (they ran minutes apart, in one rotation); empty for a single round."""
-    pairs = list(zip(r.rounds.get(top, []), r.rounds.get(bottom, []), strict=False))
-    if len(pairs) < 2:
+    """`` (by round: 0.95x, 0.88x, 1.01x)``; empty for a single round."""
+    ratios = _round_ratios(r, top, bottom)
+    if len(ratios) < 2:
         return ""
-    return (
-        " (by round: " + ", ".join(st.fmt_ratio(st.ratio(a.rate, b.rate)) for a, b in pairs) + ")"
-    )
+    return " (by round: " + ", ".join(st.fmt_ratio(x) for x in ratios) + ")"
 
 
 ROUNDS_HEADER = [
@@ -248,16 +252,19 @@ def part1_markdown(r: Results) -> list[str]:
     rounds = max((len(v) for v in r.rounds.values()), default=1)
     by_round = (
         [
-            f"Drains (b), (c) and (d) ran in {len(r.rounds.get('naive', []))} rounds, each "
-            "round in a rotated order"
+            f"Drains (b), (c) and (d) ran in {r.options.rounds} rounds, each round in a "
+            "rotated order"
             + (
-                f", then (c) and (d) in {rounds - len(r.rounds.get('naive', []))} more, "
-                "alternating which went first"
-                if rounds > len(r.rounds.get("naive", []))
+                f", then (c) and (d) in {r.options.pair_rounds} more, alternating which went first"
+                if r.options.pair_rounds
                 else ""
             )
-            + "; the table above shows each one's median round, and the claims use those "
-            "(monitoring on vs off uses the median of the rounds' (c) / (d)):",
+            + "; the table above shows each one's median round, and the claims use those"
+            + (
+                " (monitoring on vs off uses the median of the rounds' (c) / (d)):"
+                if paired_ratio(r, "all", "ingest") is not None
+                else ":"
+            ),
             "",
             efficacy._md_table(ROUNDS_HEADER, rounds_rows(r)),
             "",

@@ -56,7 +56,3 @@ LAST_RETRAIN = Gauge(
 MONITOR_LAST_TICK = Gauge(
     "ol_monitor_last_tick_timestamp_seconds", "When the quality monitor last ticked without error"
 )
-MONITOR_DEFERRED = Gauge(
-    "ol_monitor_deferred_examples",
-    "Matured examples the monitor has not fed yet because ingestion is behind (approximate)",
-)

@@ -584,19 +584,6 @@ class MonitoringConfig(_Frozen):
     load_probe_seconds: float = Field(
         2.0, gt=0, description="how often the ingest group's consumer lag is probed (load shedding)"
     )
-    busy_lag_events: int = Field(
-        20_000,
-        ge=0,
-        description="consumer lag of the ingest group (messages, probed every "
-        "load_probe_seconds) above which ingestion counts as behind and the monitor defers",
-    )
-    busy_defer_seconds: float = Field(
-        30.0,
-        ge=0,
-        description="while ingestion is behind, the monitor feeds only examples that matured "
-        "at least this long ago, so a backlog drains with the cores to itself; alerts come "
-        "up to this much later meanwhile. 0: never defer",
-    )
     lag_window_seconds: float = Field(3600.0, gt=0, description="recent span lag reports cover")
     active_version_seconds: float = Field(
         86400.0, gt=0, description="versions with predictions this recent are checked for drift"

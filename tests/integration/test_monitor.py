@@ -136,45 +136,6 @@ async def test_rolling_mae_in_postgres_matches_a_direct_computation(
     assert (await latest(pool, "mae"))["value"] == pytest.approx(await direct_mae(pool, 200))
 
 
-async def test_while_ingestion_is_behind_the_monitor_runs_its_deferral_behind(
-    settings: Settings, pool: asyncpg.Pool
-) -> None:
-    """A backlog drains with the cores to itself: the monitor feeds only what had matured
-    busy_defer_seconds ago, and everything once ingestion has caught up; no example is
-    fed twice or lost on the way."""
-    now = [utc_now()]
-    monitor = MonitorService(settings, pool, CollectingPublisher(), clock=lambda: now[0])
-    assert await monitor.tick_quality() == 0
-    wait = settings.monitoring.busy_defer_seconds
-    monitor.ingestion_lag(settings.monitoring.busy_lag_events + 1)
-    await ingest(settings, pool, labeled_pairs(300, error=0.005))
-    assert await monitor.tick_quality() == 0  # matured just now: deferred
-    await ingest(settings, pool, labeled_pairs(100, error=0.005, start=1000))
-    now[0] += timedelta(seconds=wait / 2)
-    assert await monitor.tick_quality() == 0
-    now[0] += timedelta(seconds=wait / 2)
-    assert await monitor.tick_quality() == 300  # the first 300 matured `wait` ago
-    monitor.ingestion_lag(settings.monitoring.busy_lag_events)  # caught up
-    now[0] += timedelta(seconds=1)
-    assert await monitor.tick_quality() == 100
-    assert (await latest(pool, "mae"))["value"] == pytest.approx(await direct_mae(pool, 200))
-    # Never deferring when the lag is unknown, or with busy_defer_seconds = 0.
-    monitor.ingestion_lag(None)
-    await ingest(settings, pool, labeled_pairs(10, error=0.005, start=2000))
-    assert await monitor.tick_quality() == 10
-    eager = MonitorService(
-        settings.model_copy(
-            update={"monitoring": settings.monitoring.model_copy(update={"busy_defer_seconds": 0})}
-        ),
-        pool,
-        CollectingPublisher(),
-    )
-    eager.ingestion_lag(10**9)
-    assert await eager.tick_quality() == 0  # its warm start read what was there
-    await ingest(settings, pool, labeled_pairs(10, error=0.005, start=3000))
-    assert await eager.tick_quality() == 10
-
-
 async def drift_run(
     settings: Settings, pool: asyncpg.Pool, shift_at: int | None
 ) -> list[tuple[int, DriftDetected]]:

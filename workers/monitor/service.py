@@ -25,7 +25,6 @@ from workers.control.signing import signing_key
 from workers.db.pool import Conn
 from workers.ingest.consumer import ingest_group
 from workers.monitor import sql
-from workers.monitor.deferral import Deferral
 from workers.monitor.drift import DriftEvaluator
 from workers.monitor.episodes import EpisodeTracker
 from workers.monitor.error_stream import ErrorStreamMonitor
@@ -118,8 +117,6 @@ class MonitorService:
         # Versions serving again (recalled, rolled back to): their windows restart at the
         # next tick, the only writer of the monitor's state.
         self._restarts: set[tuple[str, str]] = set()
-        # While ingestion is behind, feed only what matured a while ago (see deferral).
-        self._deferral = Deferral(settings.monitoring.busy_defer_seconds)
         # Called with every alert the monitor publishes (the retrain triggers listen).
         self.listeners: list[Listener] = []
         self.drift.listeners = self.listeners
@@ -178,21 +175,8 @@ class MonitorService:
         self._restarts.clear()
 
     def ingestion_lag(self, lag: int | None) -> None:
-        """The ingest group's consumer lag, probed: while it is over
-        monitoring.busy_lag_events the monitor defers, and while it is over a model's
+        """The ingest group's consumer lag, probed: while it is over a model's
         busy_lag_events its challengers learn within busy_cpu_share, not max_cpu_share."""
-        behind = lag is not None and lag > self.settings.monitoring.busy_lag_events
-        if behind != self._deferral.behind and self._deferral.seconds > 0:
-            if behind:
-                log.info(
-                    "ingestion is %d messages behind: monitoring runs up to %g s behind "
-                    "until it catches up",
-                    lag,
-                    self._deferral.seconds,
-                )
-            else:
-                log.info("ingestion caught up: monitoring catches up")
-        self._deferral.behind = behind
         for name, shadow in self.shadows.items():
             busy = lag is not None and lag > shadow.cfg.shadow.busy_lag_events
             if busy != shadow.busy:
@@ -411,11 +395,10 @@ class MonitorService:
         # A pass feeds at most one interval's worth of time: catching up on a backlog
         # still checks alerts and writes snapshots every interval, not once at the end.
         budget = self.settings.monitoring.quality_interval_seconds
-        up_to = await self._deferred_limit(now)
         began = time.monotonic()
         while True:
             async with self.pool.acquire() as conn:
-                rows = await sql.tail_examples(conn, self._seq, batch, self._segmented(), up_to)
+                rows = await sql.tail_examples(conn, self._seq, batch, self._segmented())
                 features = await self._challenger_features(conn, rows)
             # Trackers and challengers are CPU work: a thread keeps the event loop free
             # (this tick is the only writer of the monitor's state; readers only look up).
@@ -473,19 +456,6 @@ class MonitorService:
         for message in raised:
             await notify(self.listeners, message)
         return fed
-
-    async def _deferred_limit(self, now: datetime) -> int:
-        """The highest sequence number this tick may feed (see Deferral)."""
-        if not self._deferral.active:
-            self._deferral.limit(now.timestamp(), self._seq, self._seq)  # forgets its marks
-            metrics.MONITOR_DEFERRED.set(0)
-            return sql.NO_LIMIT
-        async with self.pool.acquire() as conn:
-            newest = await sql.max_seq(conn)
-        up_to = self._deferral.limit(now.timestamp(), newest, self._seq)
-        assert up_to is not None
-        metrics.MONITOR_DEFERRED.set(max(newest - up_to, 0))
-        return up_to
 
     async def _count_alert(self, alert: QualityAlertRaised) -> None:
         metrics.QUALITY_ALERTS.labels(alert.model, alert.metric).inc()

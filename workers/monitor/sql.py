@@ -17,7 +17,7 @@ TAIL_EXAMPLES = """
 SELECT matured_seq, prediction_id, model, model_version, prediction, label, matured_at,
        CASE WHEN $3 THEN features END AS features
 FROM labeled_examples
-WHERE matured_seq > $1 AND matured_seq <= $4
+WHERE matured_seq > $1
 ORDER BY matured_seq
 LIMIT $2
 """
@@ -280,14 +280,10 @@ class DriftRow:
     computed_at: datetime
 
 
-# No upper bound on the sequence numbers to tail.
-NO_LIMIT = 2**63 - 1
-
-
 async def tail_examples(
-    conn: Conn, after_seq: int, limit: int, with_features: bool, up_to_seq: int = NO_LIMIT
+    conn: Conn, after_seq: int, limit: int, with_features: bool
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(TAIL_EXAMPLES, after_seq, limit, with_features, up_to_seq)
+    return await conn.fetch(TAIL_EXAMPLES, after_seq, limit, with_features)
 
 
 async def features_by_seq(conn: Conn, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
