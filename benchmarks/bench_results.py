@@ -73,6 +73,7 @@ class Options:
             latency_seconds=15.0,
             steady_seconds=30.0,
             idle_cap=20.0,
+            pair_rounds=1,
         )
 
 
