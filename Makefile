@@ -33,7 +33,7 @@ lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)  ## the real worker end to end, `serve`, a 1M-row retrain (~50 min), into BENCHMARKS.md
+bench: $(STAMP)  ## the real worker end to end, `serve`, a 1M-row retrain (~55 min), into BENCHMARKS.md
 	$(BIN)/python -m benchmarks.bench --write BENCHMARKS.md
 	$(BIN)/python -m benchmarks.serve_bench --write BENCHMARKS.md
 	$(BIN)/python -m benchmarks.retrain_scale --write BENCHMARKS.md
