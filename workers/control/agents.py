@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 
+from workers.failures import FailureLog
 from workers.ingest.decode import RawMessage
 from workers.runtime import Runtime
 from workers.topics import bytes_topic
@@ -43,14 +44,19 @@ def register(app: faust.App, runtime: Runtime) -> None:
         except Exception:
             log.exception("the training process did not start ahead; runs start it themselves")
 
+    housekeeping = FailureLog("retrain housekeeping", log)
+    controller = FailureLog("retrain controller step", log)
+
     @app.timer(interval=HOUSEKEEPING_SECONDS, on_leader=True)
     async def retrain_housekeeping() -> None:
         services = await runtime.services()
         try:
             await services.retrain.housekeeping()
             await services.retrain.scheduled()
-        except Exception:
-            log.exception("retrain housekeeping failed; retrying at the next tick")
+        except Exception as exc:
+            housekeeping.failed(exc)
+        else:
+            housekeeping.ok()
 
     @app.timer(interval=runtime.settings.monitoring.quality_interval_seconds, on_leader=True)
     async def retrain_loop() -> None:
@@ -58,5 +64,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
         services = await runtime.services()
         try:
             await services.retrain.step_all()
-        except Exception:
-            log.exception("retrain controller step failed; retrying at the next tick")
+        except Exception as exc:
+            controller.failed(exc)
+        else:
+            controller.ok()

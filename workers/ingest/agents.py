@@ -7,6 +7,7 @@ import logging
 import faust
 
 from schemas.base import utc_now
+from workers.failures import FailureLog
 from workers.ingest.consumer import BatchConsumer
 from workers.ingest.service import BatchResult
 from workers.runtime import Runtime
@@ -36,30 +37,38 @@ def register(app: faust.App, runtime: Runtime) -> None:
 def register_sweep(app: faust.App, runtime: Runtime) -> None:
     """The leader matures predictions whose horizon passed without an outcome."""
 
+    sweep = FailureLog("horizon sweep", log)
+    republish = FailureLog("republishing dead letters", log)
+    recount = FailureLog("checking the pending counts", log)
+
     @app.timer(interval=runtime.settings.worker.sweep_interval_seconds, on_leader=True)
     async def mature_expired() -> None:
         service = await runtime.ready()
         try:
             counts = await service.sweep()
-        except Exception:
-            log.exception("horizon sweep failed; will retry at the next tick")
+        except Exception as exc:
+            sweep.failed(exc)
             return
+        sweep.ok()
         if counts.labeled or counts.dropped:
             log.info("horizon passed: %d labeled, %d dropped", counts.labeled, counts.dropped)
         try:
             if caught_up := await service.republish():
                 log.warning("published %d dead letters a failure had held back", caught_up)
-        except Exception:
-            log.exception("republishing dead letters failed; will retry at the next tick")
+        except Exception as exc:
+            republish.failed(exc)
+        else:
+            republish.ok()
 
     @app.timer(interval=runtime.settings.worker.pending_recount_seconds, on_leader=True)
     async def recount_pending() -> None:
         service = await runtime.ready()
         try:
             corrected = await service.recount_pending()
-        except Exception:
-            log.exception("checking the pending counts failed; will retry at the next tick")
+        except Exception as exc:
+            recount.failed(exc)
             return
+        recount.ok()
         if corrected:
             log.warning(
                 "pending counts corrected by %s (rows a worker changed without counting them, "

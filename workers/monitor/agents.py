@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from schemas.base import utc_now
 from workers.exposition import merged_text
+from workers.failures import FailureLog
 from workers.health import Observed, assess
 from workers.monitor.kafka_lag import ConsumerLagProbe
 from workers.monitor.status import stale_after, summary
@@ -23,6 +24,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
     cadence = runtime.settings.monitoring
     probe = ConsumerLagProbe(runtime.settings)
 
+    quality = FailureLog("quality tick", log)
+    drift = FailureLog("drift tick", log)
+    lag = FailureLog("lag report", log)
+
     @app.timer(interval=cadence.quality_interval_seconds, on_leader=True)
     async def watch_quality() -> None:
         try:
@@ -30,17 +35,20 @@ def register(app: faust.App, runtime: Runtime) -> None:
             await monitor.tick_quality()
         except Exception as exc:
             runtime.monitor_ran(exc)
-            log.exception("quality tick failed; retrying at the next one")
+            quality.failed(exc)
         else:
             runtime.monitor_ran(None)
+            quality.ok()
 
     @app.timer(interval=cadence.drift_interval_seconds, on_leader=True)
     async def watch_drift() -> None:
         monitor = await runtime.monitor()
         try:
             await monitor.drift.tick()
-        except Exception:
-            log.exception("drift tick failed; retrying at the next one")
+        except Exception as exc:
+            drift.failed(exc)
+        else:
+            drift.ok()
 
     @app.timer(interval=cadence.load_probe_seconds, on_leader=True)
     async def probe_load() -> None:
@@ -61,8 +69,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
             partitions = await probe.measure()
             runtime.consumer_lag = sum(p.lag or 0 for p in partitions)
             await monitor.lag_report(partitions)
-        except Exception:
-            log.exception("lag report failed; retrying at the next one")
+        except Exception as exc:
+            lag.failed(exc)
+        else:
+            lag.ok()
 
 
 def register_web(app: faust.App, runtime: Runtime) -> None:

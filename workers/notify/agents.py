@@ -6,6 +6,7 @@ import logging
 
 import faust
 
+from workers.failures import FailureLog
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,14 @@ def register(app: faust.App, runtime: Runtime) -> None:
     if not cfg.webhooks:
         return
 
+    failures = FailureLog("delivering notifications", log)
+
     @app.timer(interval=cfg.interval_seconds, on_leader=True)
     async def deliver_notifications() -> None:
         services = await runtime.services()
         try:
             await services.notifications.deliver_due()
-        except Exception:
-            log.exception("delivering notifications failed; retrying at the next tick")
+        except Exception as exc:
+            failures.failed(exc)
+        else:
+            failures.ok()

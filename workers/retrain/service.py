@@ -31,6 +31,7 @@ from schemas.base import utc_now
 from workers import metrics
 from workers.db.pool import dsn_of
 from workers.errors import RegistryError
+from workers.failures import FailureLog
 from workers.monitor import sql as monitor_sql
 from workers.publish import EventPublisher
 from workers.registry.service import SYSTEM, Registry
@@ -78,6 +79,9 @@ class RetrainService:
         # The degradation (version, change) each model last tried a recall for, and on
         # how many of the champion's post-change rows.
         self._recalled: dict[str, tuple[str | None, datetime | None, int]] = {}
+        self._step_failures = {
+            m: FailureLog(f"{m}: retrain loop step", log) for m in settings.models
+        }
         # Whether a version still shows a quality or error episode (the monitor answers;
         # without one, a degradation counts as lasting until a promotion).
         self.degraded: Callable[[str, str], bool] = lambda model, version: True
@@ -436,8 +440,10 @@ class RetrainService:
         for model in self.settings.models:
             try:
                 await self.step(model)
-            except Exception:
-                log.exception("%s: retrain loop step failed; retrying at the next tick", model)
+            except Exception as exc:
+                self._step_failures[model].failed(exc)
+            else:
+                self._step_failures[model].ok()
 
     async def _running(self, model: str) -> bool:
         async with self.pool.acquire() as conn:
