@@ -979,10 +979,11 @@ async def run_bench(
                             base, b, key, roles, opts, pids, log_dir, report
                         )
                 except Exception as exc:
-                    if key in ROUNDED:  # the round stays in its place, failed
-                        failed = Drain(key, LABELS[key], b.events, error=f"{exc!r}")
-                        results.rounds.setdefault(key, []).append(failed)
-                    raise
+                    if key not in ROUNDED:
+                        raise
+                    # The round stays in its place, failed; the others still pair up.
+                    log.exception("drain %s failed", label)
+                    drain = Drain(key, LABELS[key], b.events, error=f"{exc!r}")
                 if key in ROUNDED:
                     results.rounds.setdefault(key, []).append(drain)
                 else:

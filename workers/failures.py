@@ -1,13 +1,13 @@
 """Timers that keep failing (PostgreSQL down, the broker away) log as an operator wants
-to read them: the first failure with its traceback, then one line a minute with a count,
-and one line when the work goes through again; not a traceback on every tick."""
+to read them: each kind of failure once with its traceback, then one line a minute with
+the count, and one line when the work goes through again; not a traceback every tick."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,17 +17,29 @@ class FailureLog:
     what: str
     logger: logging.Logger
     every: float = 60.0  # seconds between "still failing" lines
+    level: int = logging.ERROR  # of a failure's first line, with its traceback
     clock: Callable[[], float] = time.monotonic
     failures: int = 0  # in a row
     _since: float = 0.0
     _said: float = 0.0
+    _last: float = 0.0
+    _kinds: set[type[BaseException]] = field(default_factory=set)
 
     def failed(self, exc: BaseException) -> None:
         now = self.clock()
+        if self.failures and now - self._last > self.every:
+            self.failures = 0  # it did not run for a while (another leader): a new outage
+        self._last = now
         self.failures += 1
         if self.failures == 1:
             self._since = self._said = now
-            self.logger.error("%s failed; retrying at the next tick", self.what, exc_info=exc)
+            self._kinds = set()
+        if type(exc) not in self._kinds:  # a new kind of failure shows its traceback
+            self._kinds.add(type(exc))
+            self._said = now
+            self.logger.log(
+                self.level, "%s failed; retrying at the next tick", self.what, exc_info=exc
+            )
         elif now - self._said >= self.every:
             self._said = now
             self.logger.warning(

@@ -72,6 +72,7 @@ async def test_parts_1_and_2_drain_everything_and_report(
     assert "| median |" in text and "| 2 | all, ingest, naive |" in text
     assert "| 3 | ingest, all | - |" in text  # a pair round: no naive drain
     assert "the median of the rounds' ratios" in text
+    assert "**Against the naive agent** (the medians of the 2 rounds it ran in)" in text
     console = Console(record=True, width=200)
     for table in rich_tables(results):
         console.print(table)
@@ -147,6 +148,15 @@ def test_monitoring_on_vs_off_is_the_median_of_side_by_side_ratios() -> None:
     rounds = {"all": drains("all", 1.0, 2.2, 2.0), "ingest": drains("ingest", 1.0, 2.0, 1.0)}
     results = Results(Options(), rounds=rounds)
     assert paired_ratio(results, "all", "ingest") == pytest.approx(1 / 1.1)
+    # A failed drain keeps its round's place: the other rounds still pair up.
+    failed = Drain("all", "all", 3000, error="died")
+    gapped = {
+        "all": [rounds["all"][0], failed, *rounds["all"][1:]],
+        "ingest": [rounds["ingest"][0], *drains("ingest", 0.5), *rounds["ingest"][1:]],
+    }
+    assert paired_ratio(Results(Options(), rounds=gapped), "all", "ingest") == pytest.approx(
+        1 / 1.1
+    )
     assert (
         paired_ratio(
             Results(Options(), rounds={k: v[:1] for k, v in rounds.items()}), "all", "ingest"

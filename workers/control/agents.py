@@ -45,7 +45,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
             log.exception("the training process did not start ahead; runs start it themselves")
 
     housekeeping = FailureLog("retrain housekeeping", log)
-    controller = FailureLog("retrain controller step", log)
+    controller = FailureLog("retrain controller step", log)  # each model's step logs its own
 
     @app.timer(interval=HOUSEKEEPING_SECONDS, on_leader=True)
     async def retrain_housekeeping() -> None:

@@ -27,6 +27,7 @@ def register(app: faust.App, runtime: Runtime) -> None:
     quality = FailureLog("quality tick", log)
     drift = FailureLog("drift tick", log)
     lag = FailureLog("lag report", log)
+    load = FailureLog("consumer lag probe", log, level=logging.WARNING)
 
     @app.timer(interval=cadence.quality_interval_seconds, on_leader=True)
     async def watch_quality() -> None:
@@ -57,9 +58,10 @@ def register(app: faust.App, runtime: Runtime) -> None:
         monitor = await runtime.monitor()
         try:
             runtime.consumer_lag = sum(p.lag or 0 for p in await probe.measure())
-        except Exception:
-            log.warning("consumer lag probe failed; retrying", exc_info=True)
+        except Exception as exc:
+            load.failed(exc)
             return
+        load.ok()
         monitor.ingestion_lag(runtime.consumer_lag)
 
     @app.timer(interval=cadence.lag_interval_seconds, on_leader=True)

@@ -79,9 +79,7 @@ class RetrainService:
         # The degradation (version, change) each model last tried a recall for, and on
         # how many of the champion's post-change rows.
         self._recalled: dict[str, tuple[str | None, datetime | None, int]] = {}
-        self._step_failures = {
-            m: FailureLog(f"{m}: retrain loop step", log) for m in settings.models
-        }
+        self._step_failures: dict[str, FailureLog] = {}
         # Whether a version still shows a quality or error episode (the monitor answers;
         # without one, a degradation counts as lasting until a promotion).
         self.degraded: Callable[[str, str], bool] = lambda model, version: True
@@ -438,12 +436,15 @@ class RetrainService:
 
     async def step_all(self) -> None:
         for model in self.settings.models:
+            failures = self._step_failures.setdefault(
+                model, FailureLog(f"{model}: retrain loop step", log)
+            )
             try:
                 await self.step(model)
             except Exception as exc:
-                self._step_failures[model].failed(exc)
+                failures.failed(exc)
             else:
-                self._step_failures[model].ok()
+                failures.ok()
 
     async def _running(self, model: str) -> bool:
         async with self.pool.acquire() as conn:
