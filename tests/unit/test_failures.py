@@ -9,6 +9,13 @@ import pytest
 from workers.failures import FailureLog
 
 
+def clocked(what: str, caplog: pytest.LogCaptureFixture) -> tuple[list[float], FailureLog]:
+    """A FailureLog on a clock the test moves, its records captured."""
+    now = [0.0]
+    caplog.set_level(logging.INFO, logger="t")
+    return now, FailureLog(what, logging.getLogger("t"), clock=lambda: now[0])
+
+
 def records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, bool]]:
     out = [(r.levelno, r.getMessage(), r.exc_info is not None) for r in caplog.records]
     caplog.clear()
@@ -18,9 +25,7 @@ def records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str, bool]]:
 def test_an_outage_logs_its_first_failure_a_line_a_minute_and_the_recovery(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    now = [0.0]
-    failures = FailureLog("horizon sweep", logging.getLogger("t"), clock=lambda: now[0])
-    caplog.set_level(logging.INFO, logger="t")
+    now, failures = clocked("horizon sweep", caplog)
     for _ in range(60):  # a tick every 2 s for two minutes
         failures.failed(ConnectionRefusedError("connection refused"))
         now[0] += 2.0
@@ -50,9 +55,7 @@ def test_an_outage_logs_its_first_failure_a_line_a_minute_and_the_recovery(
 def test_a_new_kind_of_failure_shows_its_traceback_and_a_gap_starts_afresh(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    now = [0.0]
-    failures = FailureLog("drift tick", logging.getLogger("t"), clock=lambda: now[0])
-    caplog.set_level(logging.INFO, logger="t")
+    now, failures = clocked("drift tick", caplog)
     failures.failed(ConnectionRefusedError("down"))
     now[0] += 5
     failures.failed(ConnectionRefusedError("down"))  # the same: quiet
